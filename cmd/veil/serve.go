@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/spf13/cobra"
+
+	"veil/hub"
+	"veil/hub/pki"
+	"veil/modeling/dataset"
+)
+
+func newPlatformCmd() *cobra.Command {
+	c := &cobra.Command{Use: "platform", Short: "Run the platform (the hub that coordinates every job)"}
+	var listen, dataDir, db, tlsDir, metricsListen string
+	serve := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the platform's gRPC API over mTLS",
+		Long: `Runs the platform: the party registry, PSI, training and scoring
+coordination, grants and the audit log. State lives in an embedded SQLite file
+(<data-dir>/platform.db) unless --db names a PostgreSQL server. SIGINT or
+SIGTERM stops it gracefully.`,
+		Example: `  veil platform serve --listen :7443 --data-dir platform-data/ --tls-dir platform/
+  veil platform serve --listen :7443 --tls-dir platform/ --db postgres://veil:secret@db:5432/veil
+  VEIL_DATA_DIR=/var/lib/veil veil platform serve --tls-dir /etc/veil/platform --metrics-listen :9090`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if tlsDir == "" {
+				return usagef("--tls-dir is required (a directory from 'veil pki issue --role platform')")
+			}
+			id, err := pki.Load(tlsDir)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			p, err := hub.NewPlatform(ctx, hub.PlatformConfig{Identity: id, DataDir: dataDir, DB: db, Log: log})
+			if err != nil {
+				return err
+			}
+			lis, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", listen, err)
+			}
+			if metricsListen != "" {
+				addr, err := hub.ServeMetrics(ctx, metricsListen, p.Metrics, log)
+				if err != nil {
+					return err
+				}
+				log.Info("metrics serving", "address", addr.String())
+			}
+			return p.Serve(ctx, lis)
+		},
+	}
+	serve.Flags().StringVar(&listen, "listen", ":7443", "gRPC listen address")
+	serve.Flags().StringVar(&dataDir, "data-dir", "platform-data", "directory for the embedded SQLite database")
+	serve.Flags().StringVar(&db, "db", "", "database: postgres://... (default: SQLite in --data-dir)")
+	serve.Flags().StringVar(&tlsDir, "tls-dir", "", "the platform's certificate directory (party.crt, party.key, ca.crt)")
+	serve.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address (e.g. :9090)")
+	c.AddCommand(serve)
+	return c
+}
+
+// agentFlags are the flags that say where an agent's table comes from.
+type agentFlags struct {
+	data, query, idColumn, idFormat, label string
+	drop, categorical                      []string
+	missingIndicators, skipBadRows         bool
+}
+
+func (f *agentFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.data, "data", "", "the table: a CSV file, a SQLite file (with --query) or a postgres:// DSN (with --query)")
+	cmd.Flags().StringVar(&f.query, "query", "", "SQL query selecting the table from a SQLite or PostgreSQL source")
+	cmd.Flags().StringVar(&f.idColumn, "id-column", "uscc", "column holding the enterprise ID")
+	cmd.Flags().StringVar(&f.idFormat, "id-format", "", "ID format to enforce: '' (any) or 'uscc' (GB 32100-2015 check character)")
+	cmd.Flags().StringVar(&f.label, "label", "", "0/1 label column (only the label holder sets it)")
+	cmd.Flags().StringSliceVar(&f.drop, "drop", nil, "columns to ignore (repeatable)")
+	cmd.Flags().StringSliceVar(&f.categorical, "categorical", nil, "numeric-looking columns to one-hot encode (repeatable)")
+	cmd.Flags().BoolVar(&f.missingIndicators, "missing-indicators", false, "add a <col>_missing 0/1 column for columns with missing values")
+	cmd.Flags().BoolVar(&f.skipBadRows, "skip-bad-rows", false, "drop rows with a bad ID, duplicate ID or bad value (counted warnings) instead of failing")
+}
+
+func (f *agentFlags) load(ctx context.Context) (*dataset.Table, error) {
+	if f.data == "" {
+		return nil, usagef("--data is required")
+	}
+	return dataset.Load(ctx, dataset.Source{Data: f.data, Query: f.query}, dataset.Options{
+		IDColumn: f.idColumn, IDFormat: f.idFormat, LabelColumn: f.label, Drop: f.drop,
+		Categorical: f.categorical, MissingIndicators: f.missingIndicators, SkipBadRows: f.skipBadRows,
+	})
+}
+
+func newAgentCmd() *cobra.Command {
+	c := &cobra.Command{Use: "agent", Short: "Run a data provider's (or label-holding bank's) agent"}
+	var listen, tlsDir, dataDir, metricsListen string
+	var af agentFlags
+	serve := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the agent beside the party's own data",
+		Long: `Loads the party's table (CSV, SQLite or PostgreSQL), preprocesses it locally
+(one-hot encoding of text columns, median imputation, standardisation) and
+serves the platform over mTLS. Rows never leave this process: the platform
+receives only summaries, blinded PSI messages and ciphertexts.`,
+		Example: `  veil agent serve --listen :7501 --tls-dir tax/ --data tax.csv --id-column uscc --id-format uscc
+  veil agent serve --listen :7502 --tls-dir bank/ --data bank.csv --label y
+  veil agent serve --listen :7503 --tls-dir social/ --data social.db --query 'SELECT * FROM contributions'
+  veil agent serve --listen :7504 --tls-dir courts/ --data postgres://ro@db/courts --query 'SELECT uscc, cases FROM t'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if tlsDir == "" {
+				return usagef("--tls-dir is required (a directory from 'veil pki issue --role provider|bank')")
+			}
+			id, err := pki.Load(tlsDir)
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			table, err := af.load(ctx)
+			if err != nil {
+				return err
+			}
+			for _, w := range table.Warnings {
+				log.Warn("dataset", "warning", w)
+			}
+			if dataDir == "" {
+				dataDir = id.Identity.Name + "-data"
+			}
+			a, err := hub.NewAgent(hub.AgentConfig{Identity: id, Table: table, DataDir: dataDir, Log: log})
+			if err != nil {
+				return err
+			}
+			lis, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", listen, err)
+			}
+			if metricsListen != "" {
+				addr, err := hub.ServeMetrics(ctx, metricsListen, a.Metrics, log)
+				if err != nil {
+					return err
+				}
+				log.Info("metrics serving", "address", addr.String())
+			}
+			return a.Serve(ctx, lis)
+		},
+	}
+	serve.Flags().StringVar(&listen, "listen", ":7501", "gRPC listen address")
+	serve.Flags().StringVar(&tlsDir, "tls-dir", "", "the agent's certificate directory (party.crt, party.key, ca.crt)")
+	serve.Flags().StringVar(&dataDir, "data-dir", "", "local state: model parts, checkpoints, usage records (default <name>-data)")
+	serve.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address")
+	af.register(serve)
+	c.AddCommand(serve)
+	return c
+}

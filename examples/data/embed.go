@@ -1,0 +1,13 @@
+// Package exampledata bundles the real example datasets (see README.md in
+// this directory for provenance and licences) into the veil binary, so that
+// `veil demo` and `veil local ...` examples run anywhere without a download.
+package exampledata
+
+import "embed"
+
+// Polish holds polish/{bank,tax,social,utility}.csv: the Polish bankruptcy
+// data (1year) split by columns into a label-holding bank and three data
+// providers, keyed by USCC-style enterprise IDs.
+//
+//go:embed polish/*.csv
+var Polish embed.FS

@@ -1,0 +1,97 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"veil/hub/pki"
+	"veil/modeling/dataset"
+	veilv1 "veil/proto/veil/v1"
+)
+
+// AgentConfig configures an agent: the process a data provider (or a bank
+// contributing labels) runs beside its own database.
+type AgentConfig struct {
+	Identity *pki.Party     // the agent's certificate (role provider or bank)
+	Table    *dataset.Table // the agent's preprocessed table; it never leaves this process
+	DataDir  string         // local state: model parts, checkpoints, usage records
+	Log      *slog.Logger
+}
+
+// Agent serves the platform's calls. Only the platform may call it; it
+// answers with summaries, blinded PSI messages and ciphertexts, never with a
+// raw value.
+type Agent struct {
+	veilv1.UnimplementedAgentServer
+
+	cfg     AgentConfig
+	log     *slog.Logger
+	Metrics *Metrics
+	grpc    *grpc.Server
+}
+
+func agentPolicy() Policy {
+	platform := []pki.Role{pki.RolePlatform}
+	return Policy{
+		veilv1.Agent_Health_FullMethodName:  platform,
+		veilv1.Agent_Summary_FullMethodName: platform,
+	}
+}
+
+// NewAgent builds an agent server.
+func NewAgent(cfg AgentConfig) (*Agent, error) {
+	if cfg.Identity == nil {
+		return nil, errors.New("agent: no identity (use --tls-dir with a provider or bank certificate)")
+	}
+	switch cfg.Identity.Identity.Role {
+	case pki.RoleProvider, pki.RoleBank:
+	default:
+		return nil, fmt.Errorf("agent: certificate of %q has role %q; an agent needs role provider or bank", cfg.Identity.Identity.Name, cfg.Identity.Identity.Role)
+	}
+	if cfg.Table == nil {
+		return nil, errors.New("agent: no dataset loaded")
+	}
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("agent: data dir: %w", err)
+		}
+	}
+	a := &Agent{cfg: cfg, log: cfg.Log, Metrics: NewMetrics("agent", cfg.Identity.Identity.Name)}
+	g := NewGuard(cfg.Identity.CAPool, agentPolicy(), cfg.Log, a.Metrics)
+	a.grpc = NewGRPCServer(cfg.Identity, g)
+	veilv1.RegisterAgentServer(a.grpc, a)
+	return a, nil
+}
+
+// Name is the agent's party name.
+func (a *Agent) Name() string { return a.cfg.Identity.Identity.Name }
+
+// Serve serves on lis until ctx ends, then shuts down gracefully.
+func (a *Agent) Serve(ctx context.Context, lis net.Listener) error {
+	a.log.Info("agent serving", "party", a.Name(), "address", lis.Addr().String(), "rows", a.cfg.Table.Rows())
+	return Serve(ctx, a.grpc, lis, 10*time.Second, a.log)
+}
+
+// Health reports who the agent is.
+func (a *Agent) Health(ctx context.Context, _ *veilv1.HealthRequest) (*veilv1.HealthResponse, error) {
+	return &veilv1.HealthResponse{
+		Name: a.Name(), Role: string(a.cfg.Identity.Identity.Role), Version: Version, Rows: int64(a.cfg.Table.Rows()),
+	}, nil
+}
+
+// Summary describes the agent's table: row count and feature names only.
+func (a *Agent) Summary(ctx context.Context, _ *veilv1.SummaryRequest) (*veilv1.DatasetSummary, error) {
+	t := a.cfg.Table
+	return &veilv1.DatasetSummary{
+		Party: a.Name(), Rows: int64(t.Rows()), IdColumn: t.IDColumn,
+		Features: append([]string(nil), t.FeatureNames...), HasLabel: t.Labels != nil, LabelName: t.LabelName,
+		WarningCount: int64(len(t.Warnings)),
+	}, nil
+}
