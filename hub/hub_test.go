@@ -74,7 +74,7 @@ func TestUnknownCARefused(t *testing.T) {
 	}
 	// Trust the real CA for the server side so the handshake completes and the
 	// refusal comes from the Guard with a clear status.
-	real, _ := pki.Load(filepath.Join(d.Dir, "ids", "platform"))
+	real, _ := pki.Load(d.TLSDir("platform"))
 	id.CAPool = real.CAPool
 	conn, err := hub.Dial(id, d.PlatformAddr, nil)
 	if err != nil {

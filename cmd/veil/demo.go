@@ -6,17 +6,15 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
-	"sync"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc"
 
 	exampledata "veil/examples/data"
-	"veil/hub"
+	"veil/hub/local"
 	"veil/hub/pki"
 	"veil/modeling/dataset"
 	veilv1 "veil/proto/veil/v1"
@@ -113,15 +111,11 @@ registers the parties and shows what each agent publishes about its data
 
 // demoRun holds the running demo deployment.
 type demoRun struct {
-	work     string
-	log      *slog.Logger
-	out      io.Writer
-	sum      *demoSummary
-	operator *pki.Party
-	conn     *grpc.ClientConn // operator -> platform
-	addrs    map[string]string
-	wg       sync.WaitGroup
-	errs     chan error
+	work string
+	log  *slog.Logger
+	out  io.Writer
+	sum  *demoSummary
+	dep  *local.Deployment
 }
 
 func (d *demoRun) step(name string, start time.Time, data any, format string, args ...any) {
@@ -130,108 +124,38 @@ func (d *demoRun) step(name string, start time.Time, data any, format string, ar
 	fmt.Fprintf(d.out, "==> %s\n    %s\n", name, detail)
 }
 
-func runDemo(parent context.Context, work string, log *slog.Logger, out io.Writer, sum *demoSummary) (err error) {
-	ctx, cancel := context.WithCancel(parent)
-	d := &demoRun{work: work, log: log, out: out, sum: sum, addrs: map[string]string{}, errs: make(chan error, 16)}
+func runDemo(ctx context.Context, work string, log *slog.Logger, out io.Writer, sum *demoSummary) (err error) {
+	d := &demoRun{work: work, log: log, out: out, sum: sum}
+	fmt.Fprintf(out, "Veil demo: platform + %d agents on loopback, work directory %s\n\n", len(demoParties), work)
+	if err := d.start(ctx); err != nil {
+		return err
+	}
 	defer func() {
 		// Shut every server down and wait for them, whatever happened.
 		start := time.Now()
-		if d.conn != nil {
-			d.conn.Close()
-		}
-		cancel()
-		d.wg.Wait()
-		close(d.errs)
-		for e := range d.errs {
-			if e != nil && err == nil {
-				err = fmt.Errorf("server: %w", e)
-			}
+		serr := d.dep.Stop()
+		if err == nil && serr != nil {
+			err = fmt.Errorf("shutdown: %w", serr)
 		}
 		if err == nil {
 			d.step("shutdown", start, nil, "platform and %d agents stopped cleanly", len(demoParties))
 		}
 	}()
-
-	fmt.Fprintf(out, "Veil demo: platform + %d agents on loopback, work directory %s\n\n", len(demoParties), work)
-	if err := d.setupPKI(); err != nil {
-		return err
-	}
-	if err := d.startPlatform(ctx); err != nil {
-		return err
-	}
-	if err := d.startAgents(ctx); err != nil {
-		return err
-	}
 	if err := d.register(ctx); err != nil {
 		return err
 	}
 	return d.summaries(ctx)
 }
 
-func (d *demoRun) setupPKI() error {
+// start loads each party's bundled CSV and starts the deployment.
+func (d *demoRun) start(ctx context.Context) error {
 	start := time.Now()
-	ca := filepath.Join(d.work, "ca")
-	if err := pki.InitCA(ca, 24*time.Hour); err != nil {
-		return err
-	}
-	names := []string{"platform"}
-	if err := pki.Issue(ca, filepath.Join(d.work, "platform"), pki.IssueRequest{Name: "platform", Role: pki.RolePlatform, Validity: 24 * time.Hour}); err != nil {
-		return err
-	}
-	for _, p := range demoParties {
-		if err := pki.Issue(ca, filepath.Join(d.work, p.name), pki.IssueRequest{Name: p.name, Role: p.role, Validity: 24 * time.Hour}); err != nil {
-			return err
-		}
-		names = append(names, fmt.Sprintf("%s (%s)", p.name, p.role))
-	}
-	op, err := pki.Load(filepath.Join(d.work, "platform"))
-	if err != nil {
-		return err
-	}
-	d.operator = op
-	d.step("pki", start, map[string]any{"ca": ca, "parties": names}, "created a CA and issued Ed25519 certificates to %v", names)
-	return nil
-}
-
-func (d *demoRun) serve(name string, lis net.Listener, serve func(context.Context, net.Listener) error, ctx context.Context) {
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		if err := serve(ctx, lis); err != nil {
-			d.errs <- fmt.Errorf("%s: %w", name, err)
-		}
-	}()
-}
-
-func (d *demoRun) startPlatform(ctx context.Context) error {
-	start := time.Now()
-	p, err := hub.NewPlatform(ctx, hub.PlatformConfig{Identity: d.operator, DataDir: filepath.Join(d.work, "platform-data"), Log: d.log.With("party", "platform")})
-	if err != nil {
-		return err
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	d.addrs["platform"] = lis.Addr().String()
-	d.serve("platform", lis, p.Serve, ctx)
-	conn, err := hub.Dial(d.operator, lis.Addr().String(), &pki.Identity{Role: pki.RolePlatform})
-	if err != nil {
-		return err
-	}
-	d.conn = conn
-	d.step("platform", start, map[string]string{"address": lis.Addr().String(), "db": filepath.Join(d.work, "platform-data", "platform.db")},
-		"platform serving gRPC+mTLS on %s, state in embedded SQLite", lis.Addr())
-	return nil
-}
-
-func (d *demoRun) startAgents(ctx context.Context) error {
-	start := time.Now()
+	var specs []local.AgentSpec
 	type agentInfo struct {
-		Name    string `json:"name"`
-		Role    string `json:"role"`
-		Address string `json:"address"`
-		Data    string `json:"data"`
+		Name string `json:"name"`
+		Role string `json:"role"`
+		Data string `json:"data"`
+		Rows int    `json:"rows"`
 	}
 	var infos []agentInfo
 	for _, p := range demoParties {
@@ -243,40 +167,38 @@ func (d *demoRun) startAgents(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
 		}
-		id, err := pki.Load(filepath.Join(d.work, p.name))
-		if err != nil {
-			return err
-		}
-		a, err := hub.NewAgent(hub.AgentConfig{Identity: id, Table: table, DataDir: filepath.Join(d.work, p.name, "state"), Log: d.log.With("party", p.name)})
-		if err != nil {
-			return err
-		}
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		d.addrs[p.name] = lis.Addr().String()
-		d.serve(p.name, lis, a.Serve, ctx)
-		infos = append(infos, agentInfo{p.name, string(p.role), lis.Addr().String(), path})
+		specs = append(specs, local.AgentSpec{Name: p.name, Role: p.role, Table: table})
+		infos = append(infos, agentInfo{p.name, string(p.role), path, table.Rows()})
 	}
-	d.step("agents", start, infos, "started %d agents (bank with labels; tax, social, utility as providers), each loading its own CSV locally", len(infos))
+	dep, err := local.Start(ctx, d.work, d.log, specs...)
+	if err != nil {
+		return err
+	}
+	d.dep = dep
+	names := []string{"platform (platform)"}
+	for _, p := range demoParties {
+		names = append(names, fmt.Sprintf("%s (%s)", p.name, p.role))
+	}
+	d.step("pki", start, map[string]any{"ca": dep.CADir, "parties": names}, "created a CA and issued Ed25519 certificates carrying name and role to %s", strings.Join(names, ", "))
+	d.step("platform", start, map[string]string{"address": dep.PlatformAddr, "db": filepath.Join(d.work, "platform-data", "platform.db")},
+		"platform serving gRPC+mTLS on %s, state in embedded SQLite", dep.PlatformAddr)
+	d.step("agents", start, infos, "started %d agents (bank with labels; tax, social, utility as providers), each loading and preprocessing its own CSV locally", len(infos))
 	return nil
 }
 
 func (d *demoRun) register(ctx context.Context) error {
 	start := time.Now()
-	reg := veilv1.NewRegistryClient(d.conn)
-	for _, p := range demoParties {
-		if _, err := reg.AddParty(ctx, &veilv1.AddPartyRequest{Name: p.name, Role: string(p.role), Address: d.addrs[p.name]}); err != nil {
-			return rpcError("register "+p.name, err)
-		}
-	}
-	list, err := reg.ListParties(ctx, &veilv1.ListPartiesRequest{})
+	// local.Start registered the agents the way an operator does
+	// (veil party add); list what the platform recorded.
+	list, err := veilv1.NewRegistryClient(d.dep.Conn).ListParties(ctx, &veilv1.ListPartiesRequest{})
 	if err != nil {
 		return rpcError("list parties", err)
 	}
 	type row struct {
-		Name, Role, Address, CertSHA256 string
+		Name       string `json:"name"`
+		Role       string `json:"role"`
+		Address    string `json:"address"`
+		CertSHA256 string `json:"cert_sha256"`
 	}
 	var rows []row
 	for _, p := range list.GetParties() {
@@ -288,7 +210,7 @@ func (d *demoRun) register(ctx context.Context) error {
 
 func (d *demoRun) summaries(ctx context.Context) error {
 	start := time.Now()
-	reg := veilv1.NewRegistryClient(d.conn)
+	reg := veilv1.NewRegistryClient(d.dep.Conn)
 	var all []datasetSummary
 	var lines []string
 	for _, p := range demoParties {
@@ -324,4 +246,3 @@ func extractExample(fsys fs.FS, name, path string) (string, error) {
 	}
 	return path, nil
 }
-

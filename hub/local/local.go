@@ -1,0 +1,156 @@
+// Package local runs a whole Veil deployment inside one process: a CA, a
+// platform and agents, each a real gRPC server with mutual TLS on
+// 127.0.0.1, with the platform's state in a SQLite file in a work
+// directory. `veil demo`, the `veil local ...` commands and end-to-end tests
+// use it, so that users can try their data before a deployment (like FATE's
+// standalone mode) on exactly the code path a deployment runs.
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"veil/hub"
+	"veil/hub/pki"
+	"veil/modeling/dataset"
+	veilv1 "veil/proto/veil/v1"
+)
+
+// AgentSpec describes one agent to start.
+type AgentSpec struct {
+	Name  string
+	Role  pki.Role // provider or bank
+	Table *dataset.Table
+	// Configure, when set, is called on the agent before it serves (to add
+	// named lists, say).
+	Configure func(*hub.Agent) error
+}
+
+// Deployment is a running platform with its agents.
+type Deployment struct {
+	Dir          string
+	CADir        string
+	Platform     *hub.Platform
+	PlatformAddr string
+	Operator     *pki.Party       // the platform identity, used by the operator's client
+	Conn         *grpc.ClientConn // operator -> platform
+	Agents       map[string]*hub.Agent
+	AgentAddrs   map[string]string
+	Log          *slog.Logger
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	errs   []error
+}
+
+// Start creates a CA in dir, starts a platform and the agents, and registers
+// every agent with the platform. Call Stop to shut everything down.
+func Start(ctx context.Context, dir string, log *slog.Logger, agents ...AgentSpec) (_ *Deployment, err error) {
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	d := &Deployment{Dir: dir, Agents: map[string]*hub.Agent{}, AgentAddrs: map[string]string{}, Log: log, cancel: cancel}
+	defer func() {
+		if err != nil {
+			d.Stop()
+		}
+	}()
+	d.CADir = filepath.Join(dir, "ca")
+	if err := pki.InitCA(d.CADir, 24*time.Hour); err != nil {
+		return nil, err
+	}
+	if d.Operator, err = d.Issue("platform", pki.RolePlatform); err != nil {
+		return nil, err
+	}
+	p, err := hub.NewPlatform(sctx, hub.PlatformConfig{Identity: d.Operator, DataDir: filepath.Join(dir, "platform-data"), Log: log.With("party", "platform")})
+	if err != nil {
+		return nil, err
+	}
+	d.Platform = p
+	if d.PlatformAddr, err = d.serve(sctx, "platform", p.Serve); err != nil {
+		p.DB().Close()
+		return nil, err
+	}
+	if d.Conn, err = hub.Dial(d.Operator, d.PlatformAddr, &pki.Identity{Role: pki.RolePlatform}); err != nil {
+		return nil, err
+	}
+	reg := veilv1.NewRegistryClient(d.Conn)
+	for _, spec := range agents {
+		id, err := d.Issue(spec.Name, spec.Role)
+		if err != nil {
+			return nil, err
+		}
+		a, err := hub.NewAgent(hub.AgentConfig{Identity: id, Table: spec.Table, DataDir: filepath.Join(dir, spec.Name, "state"), Log: log.With("party", spec.Name)})
+		if err != nil {
+			return nil, err
+		}
+		if spec.Configure != nil {
+			if err := spec.Configure(a); err != nil {
+				return nil, fmt.Errorf("configure %s: %w", spec.Name, err)
+			}
+		}
+		d.Agents[spec.Name] = a
+		if d.AgentAddrs[spec.Name], err = d.serve(sctx, spec.Name, a.Serve); err != nil {
+			return nil, err
+		}
+		if _, err := reg.AddParty(ctx, &veilv1.AddPartyRequest{Name: spec.Name, Role: string(spec.Role), Address: d.AgentAddrs[spec.Name]}); err != nil {
+			return nil, fmt.Errorf("register %s: %w", spec.Name, err)
+		}
+	}
+	return d, nil
+}
+
+// Issue issues a certificate from the deployment's CA and loads it.
+func (d *Deployment) Issue(name string, role pki.Role) (*pki.Party, error) {
+	dir := filepath.Join(d.Dir, name, "tls")
+	if err := pki.Issue(d.CADir, dir, pki.IssueRequest{Name: name, Role: role, Validity: 24 * time.Hour}); err != nil {
+		return nil, err
+	}
+	return pki.Load(dir)
+}
+
+// TLSDir is where Issue put the named party's certificate.
+func (d *Deployment) TLSDir(name string) string { return filepath.Join(d.Dir, name, "tls") }
+
+func (d *Deployment) serve(ctx context.Context, name string, serve func(context.Context, net.Listener) error) (string, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("%s: listen: %w", name, err)
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := serve(ctx, lis); err != nil {
+			d.mu.Lock()
+			d.errs = append(d.errs, fmt.Errorf("%s: %w", name, err))
+			d.mu.Unlock()
+		}
+	}()
+	return lis.Addr().String(), nil
+}
+
+// Client dials the platform as the given identity.
+func (d *Deployment) Client(id *pki.Party) (*grpc.ClientConn, error) {
+	return hub.Dial(id, d.PlatformAddr, &pki.Identity{Role: pki.RolePlatform})
+}
+
+// Stop shuts the deployment down, waits for every server and reports any
+// server that failed.
+func (d *Deployment) Stop() error {
+	if d.Conn != nil {
+		d.Conn.Close()
+		d.Conn = nil
+	}
+	d.cancel()
+	d.wg.Wait()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return errors.Join(d.errs...)
+}
