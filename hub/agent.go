@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 
 	"veil/hub/pki"
 	"veil/modeling/dataset"
+	"veil/mpc/psi"
 	veilv1 "veil/proto/veil/v1"
 )
 
@@ -35,13 +37,18 @@ type Agent struct {
 	log     *slog.Logger
 	Metrics *Metrics
 	grpc    *grpc.Server
+	psi     *agentPSI
+	usageMu sync.Mutex
 }
 
 func agentPolicy() Policy {
 	platform := []pki.Role{pki.RolePlatform}
 	return Policy{
-		veilv1.Agent_Health_FullMethodName:  platform,
-		veilv1.Agent_Summary_FullMethodName: platform,
+		veilv1.Agent_Health_FullMethodName:       platform,
+		veilv1.Agent_Summary_FullMethodName:      platform,
+		veilv1.AgentPSI_Align_FullMethodName:     platform,
+		veilv1.AgentPSI_ListCheck_FullMethodName: platform,
+		veilv1.AgentPSI_Lists_FullMethodName:     platform,
 	}
 }
 
@@ -64,9 +71,19 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 		}
 	}
 	a := &Agent{cfg: cfg, log: cfg.Log, Metrics: NewMetrics("agent", cfg.Identity.Identity.Name)}
+	listKey, err := psi.GenerateListKey()
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	lists, err := psi.NewListServer(listKey, 0)
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.psi = &agentPSI{a: a, alignments: map[string]*psi.Alignment{}, lists: lists, listSrc: map[string]ListSource{}}
 	g := NewGuard(cfg.Identity.CAPool, agentPolicy(), cfg.Log, a.Metrics)
 	a.grpc = NewGRPCServer(cfg.Identity, g)
 	veilv1.RegisterAgentServer(a.grpc, a)
+	veilv1.RegisterAgentPSIServer(a.grpc, a.psi)
 	return a, nil
 }
 

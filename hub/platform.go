@@ -45,6 +45,12 @@ type Platform struct {
 	guard    *Guard
 	grpc     *grpc.Server
 
+	jobs *store.Jobs
+
+	// OnJob, when set, is told about every finished job (the audit log
+	// hooks in here).
+	OnJob func(ctx context.Context, kind, jobID string, parties []string, result any)
+
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
@@ -57,6 +63,9 @@ func platformPolicy() Policy {
 		veilv1.Registry_ListParties_FullMethodName:  op,
 		veilv1.Registry_RemoveParty_FullMethodName:  op,
 		veilv1.Registry_PartySummary_FullMethodName: op,
+		veilv1.PSI_Align_FullMethodName:             op,
+		veilv1.PSI_GetJob_FullMethodName:            {pki.RolePlatform, pki.RoleAuditor},
+		veilv1.PSI_CheckList_FullMethodName:         {pki.RoleBank},
 	}
 }
 
@@ -85,14 +94,20 @@ func NewPlatform(ctx context.Context, cfg PlatformConfig) (*Platform, error) {
 		db.Close()
 		return nil, fmt.Errorf("platform: %w", err)
 	}
+	jobs, err := store.NewJobs(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("platform: %w", err)
+	}
 	p := &Platform{
-		cfg: cfg, db: db, registry: reg, log: cfg.Log,
+		cfg: cfg, db: db, registry: reg, jobs: jobs, log: cfg.Log,
 		Metrics: NewMetrics("platform", cfg.Identity.Identity.Name),
 		conns:   map[string]*grpc.ClientConn{},
 	}
 	p.guard = NewGuard(cfg.Identity.CAPool, platformPolicy(), cfg.Log, p.Metrics)
 	p.grpc = NewGRPCServer(cfg.Identity, p.guard)
 	veilv1.RegisterRegistryServer(p.grpc, p)
+	veilv1.RegisterPSIServer(p.grpc, &platformPSI{p: p})
 	return p, nil
 }
 
