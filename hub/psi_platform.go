@@ -88,8 +88,9 @@ func (p *Platform) RunAlignment(ctx context.Context, parties []string, protocol 
 
 func (p *Platform) relayAlignment(parent context.Context, jobID string, parties []string, protocol string) (*AlignResult, error) {
 	start := time.Now()
-	ctx, cancel := context.WithCancel(parent)
-	defer cancel()
+	// Every stream lives under the group's context: the first failure
+	// cancels them all, so no relay goroutine stays blocked in Recv.
+	g, ctx := errgroup.WithContext(parent)
 	streams := make([]veilv1.AgentPSI_AlignClient, len(parties))
 	locked := make(map[string]*lockedStream, len(parties))
 	for i, name := range parties {
@@ -113,7 +114,6 @@ func (p *Platform) relayAlignment(parent context.Context, jobID string, parties 
 	}
 	var mu sync.Mutex
 	res := &AlignResult{JobID: jobID, Protocol: protocol, Parties: parties, Sizes: map[string]int64{}, Intersection: -1}
-	g, gctx := errgroup.WithContext(ctx)
 	for i, name := range parties {
 		g.Go(func() error {
 			s := streams[i]
@@ -123,8 +123,8 @@ func (p *Platform) relayAlignment(parent context.Context, jobID string, parties 
 					if errors.Is(err, io.EOF) {
 						return fmt.Errorf("%s closed its stream before finishing", name)
 					}
-					if gctx.Err() != nil && status.Code(err) == codes.Canceled {
-						return gctx.Err()
+					if ctx.Err() != nil && status.Code(err) == codes.Canceled {
+						return ctx.Err()
 					}
 					return fmt.Errorf("%s: %s", name, status.Convert(err).Message())
 				}
@@ -246,8 +246,12 @@ func (s *platformPSI) CheckList(stream veilv1.PSI_CheckListServer) error {
 			return err
 		}
 		prov := &lockedStream{s: ps}
-		g, _ := errgroup.WithContext(ctx)
-		g.Go(func() error { // bank -> provider
+		// The bank's stream can only be unblocked by returning from this
+		// handler, so wait for both directions to finish or for the first
+		// error, not for every goroutine.
+		errc := make(chan error, 2)
+		goRelay := func(f func() error) { go func() { errc <- f() }() }
+		goRelay(func() error { // bank -> provider
 			for {
 				f, err := stream.Recv()
 				if err != nil {
@@ -266,7 +270,7 @@ func (s *platformPSI) CheckList(stream veilv1.PSI_CheckListServer) error {
 				}
 			}
 		})
-		g.Go(func() error { // provider -> bank
+		goRelay(func() error { // provider -> bank
 			for {
 				f, err := ps.Recv()
 				if err != nil {
@@ -285,9 +289,11 @@ func (s *platformPSI) CheckList(stream veilv1.PSI_CheckListServer) error {
 				}
 			}
 		})
-		if err := g.Wait(); err != nil {
-			cancel()
-			return status.Errorf(codes.Aborted, "list check: %v", err)
+		for range 2 {
+			if err := <-errc; err != nil {
+				cancel()
+				return status.Errorf(codes.Aborted, "list check: %v", err)
+			}
 		}
 		ps.CloseSend()
 		return nil
