@@ -44,7 +44,7 @@ func TestThreePartyAlignmentOverMTLS(t *testing.T) {
 		hubtest.AgentSpec{Name: "social", Role: pki.RoleProvider, Table: table(t, csvOf(socialIDs), "")},
 	)
 	ctx := context.Background()
-	for _, proto := range []string{"ecdh"} {
+	for _, proto := range []string{"ecdh", "kkrt"} {
 		t.Run(proto, func(t *testing.T) {
 			resp, err := veilv1.NewPSIClient(d.Conn).Align(ctx, &veilv1.AlignRequest{Parties: []string{"bank", "tax", "social"}, Protocol: proto})
 			if err != nil {

@@ -103,6 +103,9 @@ Every setting can come from a flag, from a VEIL_* environment variable
 		newPlatformCmd(),
 		newAgentCmd(),
 		newPartyCmd(),
+		newPSICmd(),
+		newLocalCmd(),
+		newBenchCmd(),
 	)
 	return root
 }

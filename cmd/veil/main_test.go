@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"log/slog"
 	"context"
 	"encoding/json"
 	"os"
@@ -90,3 +92,5 @@ func TestConfigPrecedence(t *testing.T) {
 		t.Fatalf("missing config: %d %s", code, errs)
 	}
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

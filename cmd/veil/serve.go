@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -98,6 +102,7 @@ func (f *agentFlags) load(ctx context.Context) (*dataset.Table, error) {
 func newAgentCmd() *cobra.Command {
 	c := &cobra.Command{Use: "agent", Short: "Run a data provider's (or label-holding bank's) agent"}
 	var listen, tlsDir, dataDir, metricsListen string
+	var lists []string
 	var af agentFlags
 	serve := &cobra.Command{
 		Use:   "serve",
@@ -109,6 +114,7 @@ receives only summaries, blinded PSI messages and ciphertexts.`,
 		Example: `  veil agent serve --listen :7501 --tls-dir tax/ --data tax.csv --id-column uscc --id-format uscc
   veil agent serve --listen :7502 --tls-dir bank/ --data bank.csv --label y
   veil agent serve --listen :7503 --tls-dir social/ --data social.db --query 'SELECT * FROM contributions'
+  veil agent serve --listen :7505 --tls-dir courts/ --data courts.csv --list dishonest=dishonest.csv
   veil agent serve --listen :7504 --tls-dir courts/ --data postgres://ro@db/courts --query 'SELECT uscc, cases FROM t'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -138,6 +144,16 @@ receives only summaries, blinded PSI messages and ciphertexts.`,
 			if err != nil {
 				return err
 			}
+			for _, l := range lists {
+				name, path, ok := strings.Cut(l, "=")
+				if !ok || name == "" || path == "" {
+					return usagef("--list %q: want name=file.csv", l)
+				}
+				if err := a.AddList(ctx, fileList(name, path, af.idColumn)); err != nil {
+					return err
+				}
+				log.Info("list offered for list checks", "list", name, "file", path)
+			}
 			lis, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", listen, err)
@@ -156,7 +172,34 @@ receives only summaries, blinded PSI messages and ciphertexts.`,
 	serve.Flags().StringVar(&tlsDir, "tls-dir", "", "the agent's certificate directory (party.crt, party.key, ca.crt)")
 	serve.Flags().StringVar(&dataDir, "data-dir", "", "local state: model parts, checkpoints, usage records (default <name>-data)")
 	serve.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address")
+	serve.Flags().StringArrayVar(&lists, "list", nil, "offer a named list for bank list checks: name=file.csv (IDs in --id-column or one per line); re-read when the file changes")
 	af.register(serve)
 	c.AddCommand(serve)
 	return c
+}
+
+// fileList is a list offered for list checks, read from a file and re-read
+// only when the file's size or modification time changes.
+func fileList(name, path, idColumn string) hub.ListSource {
+	var mu sync.Mutex
+	var mod time.Time
+	var size int64
+	var ids []string
+	return hub.ListSource{Name: name, Load: func(context.Context) ([]string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		st, err := os.Stat(path)
+		if err != nil {
+			return nil, err
+		}
+		if ids != nil && st.ModTime().Equal(mod) && st.Size() == size {
+			return ids, nil
+		}
+		got, err := readIDs(path, idColumn)
+		if err != nil {
+			return nil, err
+		}
+		ids, mod, size = got, st.ModTime(), st.Size()
+		return ids, nil
+	}}
 }
