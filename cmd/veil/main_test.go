@@ -2,10 +2,10 @@ package main
 
 import (
 	"bytes"
-	"io"
-	"log/slog"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"

@@ -377,4 +377,3 @@ on all cores, measured in the same run, and the ratio between the two.`,
 	c.Flags().BoolVar(&asJSON, "json", false, "print machine-readable JSON")
 	return c
 }
-
