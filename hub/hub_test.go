@@ -13,6 +13,7 @@ import (
 	"veil/hub"
 	"veil/hub/hubtest"
 	"veil/hub/pki"
+	"veil/hub/store/storetest"
 	"veil/modeling/dataset"
 	veilv1 "veil/proto/veil/v1"
 )
@@ -145,5 +146,35 @@ func TestRegistryPersistsAcrossPlatformRestart(t *testing.T) {
 	}
 	if len(got.GetParties()) != 1 || got.GetParties()[0].GetName() != "tax" {
 		t.Fatalf("after restart: %v", got.GetParties())
+	}
+}
+
+func TestPlatformOnPostgresPersistsRegistry(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	d := hubtest.Start(t, hubtest.AgentSpec{Name: "tax", Role: pki.RoleProvider, Table: table(t, "id,x\na,1\nb,2\n", "")})
+	ctx := context.Background()
+	open := func() *hub.Platform {
+		p, err := hub.NewPlatform(ctx, hub.PlatformConfig{Identity: d.Operator, DB: dsn, Log: d.Log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := open()
+	if p.DB().Dialect.String() != "postgres" {
+		t.Fatalf("dialect %v", p.DB().Dialect)
+	}
+	if _, err := p.AddParty(ctx, &veilv1.AddPartyRequest{Name: "tax", Role: "provider", Address: d.AgentAddrs["tax"]}); err != nil {
+		t.Fatal(err)
+	}
+	p.DB().Close()
+	p = open() // restart: migrations run again, the registry is still there
+	defer p.DB().Close()
+	got, err := p.ListParties(ctx, &veilv1.ListPartiesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.GetParties()) != 1 || got.GetParties()[0].GetCertSha256() == "" {
+		t.Fatalf("after restart on PostgreSQL: %v", got.GetParties())
 	}
 }

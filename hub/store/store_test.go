@@ -1,42 +1,25 @@
-package store
+package store_test
 
 import (
 	"context"
 	"errors"
-	"os"
+
 	"path/filepath"
 	"testing"
+
+	"veil/hub/store"
+	"veil/hub/store/storetest"
 )
 
-// postgresDSN returns the DSN of the test PostgreSQL server. .ci/run starts a
-// server and sets VEIL_TEST_POSTGRES; outside CI the test tries the local
-// default socket and is skipped, with a message, only if nothing answers.
-func postgresDSN(t *testing.T) string {
-	t.Helper()
-	dsn := os.Getenv("VEIL_TEST_POSTGRES")
-	if dsn == "" {
-		dsn = "postgres://veil:veil@127.0.0.1:5432/veil_test?sslmode=disable"
-	}
-	db, err := OpenPostgres(context.Background(), dsn)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI must provide PostgreSQL (VEIL_TEST_POSTGRES): %v", err)
-		}
-		t.Skipf("no PostgreSQL server reachable at %s (set VEIL_TEST_POSTGRES): %v", dsn, err)
-	}
-	db.Close()
-	return dsn
-}
-
-func testRegistryPersists(t *testing.T, open func() *DB, cleanup func(*DB)) {
+func testRegistryPersists(t *testing.T, open func() *store.DB, cleanup func(*store.DB)) {
 	ctx := context.Background()
 	db := open()
 	cleanup(db)
-	reg, err := NewRegistry(ctx, db)
+	reg, err := store.NewRegistry(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []Party{
+	for _, p := range []store.Party{
 		{Name: "tax", Role: "provider", Address: "127.0.0.1:7501", CertSHA: "aa"},
 		{Name: "bank-a", Role: "bank", Address: "127.0.0.1:7504", CertSHA: "bb"},
 	} {
@@ -45,7 +28,7 @@ func testRegistryPersists(t *testing.T, open func() *DB, cleanup func(*DB)) {
 		}
 	}
 	// Re-adding updates in place.
-	if err := reg.PutParty(ctx, Party{Name: "tax", Role: "provider", Address: "127.0.0.1:7601", CertSHA: "cc"}); err != nil {
+	if err := reg.PutParty(ctx, store.Party{Name: "tax", Role: "provider", Address: "127.0.0.1:7601", CertSHA: "cc"}); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -53,7 +36,7 @@ func testRegistryPersists(t *testing.T, open func() *DB, cleanup func(*DB)) {
 	// "Restart": a new connection, migrations run again.
 	db = open()
 	defer db.Close()
-	reg, err = NewRegistry(ctx, db)
+	reg, err = store.NewRegistry(ctx, db)
 	if err != nil {
 		t.Fatalf("migrations on restart: %v", err)
 	}
@@ -67,49 +50,45 @@ func testRegistryPersists(t *testing.T, open func() *DB, cleanup func(*DB)) {
 	if got[1].Address != "127.0.0.1:7601" || got[1].CertSHA != "cc" {
 		t.Fatalf("update lost: %+v", got[1])
 	}
-	if _, err := reg.GetParty(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
+	if _, err := reg.GetParty(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown party: %v", err)
 	}
 	if err := reg.DeleteParty(ctx, "tax"); err != nil {
 		t.Fatal(err)
 	}
-	if err := reg.DeleteParty(ctx, "tax"); !errors.Is(err, ErrNotFound) {
+	if err := reg.DeleteParty(ctx, "tax"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("double delete: %v", err)
 	}
-	if err := reg.PutParty(ctx, Party{Name: "", Role: "bank"}); err == nil {
+	if err := reg.PutParty(ctx, store.Party{Name: "", Role: "bank"}); err == nil {
 		t.Fatal("empty name accepted")
 	}
 }
 
 func TestRegistryPersistsSQLite(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "platform.db")
-	testRegistryPersists(t, func() *DB {
-		db, err := OpenSQLite(context.Background(), path)
+	testRegistryPersists(t, func() *store.DB {
+		db, err := store.OpenSQLite(context.Background(), path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return db
-	}, func(*DB) {})
+	}, func(*store.DB) {})
 }
 
 func TestRegistryPersistsPostgres(t *testing.T) {
-	dsn := postgresDSN(t)
-	testRegistryPersists(t, func() *DB {
-		db, err := OpenPostgres(context.Background(), dsn)
+	dsn := storetest.PostgresDSN(t)
+	testRegistryPersists(t, func() *store.DB {
+		db, err := store.OpenPostgres(context.Background(), dsn)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return db
-	}, func(db *DB) {
-		for _, q := range []string{`DROP TABLE IF EXISTS parties`, `DELETE FROM schema_migrations WHERE component = 'registry'`} {
-			db.SQL.Exec(q) // schema_migrations may not exist yet on a fresh server
-		}
-	})
+	}, func(*store.DB) {})
 }
 
 func TestMigrateRefusesDowngrade(t *testing.T) {
 	ctx := context.Background()
-	db, err := OpenSQLite(ctx, filepath.Join(t.TempDir(), "m.db"))
+	db, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "m.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +116,11 @@ func TestMigrateRefusesDowngrade(t *testing.T) {
 }
 
 func TestRebind(t *testing.T) {
-	pg := &DB{Dialect: Postgres}
+	pg := &store.DB{Dialect: store.Postgres}
 	if got := pg.Rebind("a = ? AND b = ?"); got != "a = $1 AND b = $2" {
 		t.Fatal(got)
 	}
-	sq := &DB{Dialect: SQLite}
+	sq := &store.DB{Dialect: store.SQLite}
 	if got := sq.Rebind("a = ?"); got != "a = ?" {
 		t.Fatal(got)
 	}
