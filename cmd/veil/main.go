@@ -9,9 +9,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Exit codes.
@@ -107,5 +109,19 @@ Every setting can come from a flag, from a VEIL_* environment variable
 		newLocalCmd(),
 		newBenchCmd(),
 	)
+	annotateEnv(root)
 	return root
+}
+
+// annotateEnv adds each flag's environment variable to its help text.
+func annotateEnv(c *cobra.Command) {
+	c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+		if f.Name == "help" || strings.Contains(f.Usage, "env VEIL_") {
+			return
+		}
+		f.Usage += " [env " + envName(f.Name) + "]"
+	})
+	for _, sub := range c.Commands() {
+		annotateEnv(sub)
+	}
 }
