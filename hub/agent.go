@@ -38,6 +38,9 @@ type Agent struct {
 	Metrics *Metrics
 	grpc    *grpc.Server
 	psi     *agentPSI
+	authz   *agentAuthz // authz_agent.go
+	train   *agentTrain // train_agent.go
+	score   *agentScore // score_agent.go
 	usageMu sync.Mutex
 }
 
@@ -49,6 +52,23 @@ func agentPolicy() Policy {
 		veilv1.AgentPSI_Align_FullMethodName:     platform,
 		veilv1.AgentPSI_ListCheck_FullMethodName: platform,
 		veilv1.AgentPSI_Lists_FullMethodName:     platform,
+
+		veilv1.AgentAuthz_PutEnterprise_FullMethodName: platform,
+		veilv1.AgentAuthz_Revoke_FullMethodName:        platform,
+		veilv1.AgentAuthz_Sync_FullMethodName:          platform,
+
+		veilv1.AgentTrain_Prepare_FullMethodName: platform,
+		veilv1.AgentTrain_Step_FullMethodName:    platform,
+		veilv1.AgentTrain_Finish_FullMethodName:  platform,
+
+		veilv1.AgentScoring_KeySetup_FullMethodName:   platform,
+		veilv1.AgentScoring_ModelBias_FullMethodName:  platform,
+		veilv1.AgentScoring_Prepare_FullMethodName:    platform,
+		veilv1.AgentScoring_Encrypt_FullMethodName:    platform,
+		veilv1.AgentScoring_Switch_FullMethodName:     platform,
+		veilv1.AgentScoring_Verify_FullMethodName:     platform,
+		veilv1.AgentScoring_Query_FullMethodName:      platform,
+		veilv1.AgentScoring_SigningKey_FullMethodName: platform,
 	}
 }
 
@@ -84,6 +104,14 @@ func NewAgent(cfg AgentConfig) (*Agent, error) {
 	a.grpc = NewGRPCServer(cfg.Identity, g)
 	veilv1.RegisterAgentServer(a.grpc, a)
 	veilv1.RegisterAgentPSIServer(a.grpc, a.psi)
+	if a.authz, err = newAgentAuthz(context.Background(), a); err != nil {
+		return nil, err
+	}
+	veilv1.RegisterAgentAuthzServer(a.grpc, a.authz)
+	a.train = &agentTrain{a: a, jobs: map[string]*trainJob{}}
+	veilv1.RegisterAgentTrainServer(a.grpc, a.train)
+	a.score = newAgentScore(a)
+	veilv1.RegisterAgentScoringServer(a.grpc, a.score)
 	return a, nil
 }
 
@@ -93,6 +121,7 @@ func (a *Agent) Name() string { return a.cfg.Identity.Identity.Name }
 // Serve serves on lis until ctx ends, then shuts down gracefully.
 func (a *Agent) Serve(ctx context.Context, lis net.Listener) error {
 	a.log.Info("agent serving", "party", a.Name(), "address", lis.Addr().String(), "rows", a.cfg.Table.Rows())
+	defer a.authz.close()
 	return Serve(ctx, a.grpc, lis, 10*time.Second, a.log)
 }
 

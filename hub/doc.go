@@ -20,6 +20,26 @@
 // relays (PSI messages, ciphertexts) are blinded or encrypted under keys it
 // cannot use alone; the protocol packages under mpc and modeling say why.
 //
+// Grants and the audit log (authz_*.go, packages authz/grant and
+// authz/audit): enterprises hold Ed25519 keys, not certificates, so a few
+// Authz methods (RevokeGrant, AuditMine, AuditLogKey) are marked
+// PublicEnterprise in the policy and accepted without a client certificate;
+// their handlers authenticate the enterprise by its signature (AuditMine
+// requests are time-stamped and carry a nonce, so they cannot be replayed).
+// Every other method still needs a certificate. The platform checks each
+// grant (Platform.Authorize) and commits the decision to the audit log
+// before answering; every provider agent checks it again (Agent.Authorize)
+// with its own copy of the enterprise keys, the revocations it verified
+// itself and its own use counts, and records each use locally. The platform
+// pushes the key directory and the enterprise-signed revocations to every
+// agent (service AgentAuthz), on registration and on every change. Trust
+// assumption: the agents take enterprise keys from the platform, so a
+// compromised platform could register a false key for an enterprise and
+// issue grants in its name; but every registration is an audit log entry
+// about that enterprise, which the enterprise sees (with an inclusion proof)
+// in `veil audit mine`, and a platform cannot forge or suppress a
+// revocation at an agent, because agents verify the enterprise's signature.
+//
 // The protocol logic itself lives in those packages as party state machines;
 // this package only carries their messages.
 package hub

@@ -24,6 +24,13 @@ import (
 // default is deny.
 type Policy map[string][]pki.Role
 
+// PublicEnterprise is a pseudo-role for Policy entries: the method is
+// accepted WITHOUT a client certificate because its handler authenticates
+// the caller itself, by an enterprise's Ed25519 signature (enterprises hold
+// signing keys, not certificates), or returns only public information.
+// A caller that does present a certificate must still present a valid one.
+const PublicEnterprise pki.Role = "public-enterprise"
+
 // Guard authenticates every call by its client certificate and authorizes it
 // by the role the certificate carries.
 //
@@ -94,19 +101,32 @@ func (g *Guard) authenticate(ctx context.Context) (pki.Identity, error) {
 }
 
 func (g *Guard) check(ctx context.Context, method string) (context.Context, error) {
+	allowed, listed := g.policy[method]
+	if listed && slices.Contains(allowed, PublicEnterprise) && !hasClientCert(ctx) {
+		return ctx, nil // the handler authenticates the enterprise's signature
+	}
 	id, err := g.authenticate(ctx)
 	if err != nil {
 		g.log.Warn("call refused", "method", method, "reason", "unauthenticated", "error", err.Error())
 		g.metrics.refused(method, "unauthenticated")
 		return nil, status.Errorf(codes.Unauthenticated, "%s refused: %v", method, err)
 	}
-	allowed, listed := g.policy[method]
-	if !listed || !slices.Contains(allowed, id.Role) {
+	if !listed || !(slices.Contains(allowed, id.Role) || slices.Contains(allowed, PublicEnterprise)) {
 		g.log.Warn("call refused", "method", method, "reason", "role not allowed", "caller", id.Name, "role", id.Role)
 		g.metrics.refused(method, "permission_denied")
 		return nil, status.Errorf(codes.PermissionDenied, "%s refused: role %q (party %q) may not call it; allowed roles: %v", method, id.Role, id.Name, allowed)
 	}
 	return context.WithValue(ctx, identityKey{}, id), nil
+}
+
+// hasClientCert reports whether the TLS peer presented any certificate.
+func hasClientCert(ctx context.Context) bool {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return false
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	return ok && len(ti.State.PeerCertificates) > 0
 }
 
 // Unary is the unary server interceptor.

@@ -154,7 +154,7 @@ func TestPlatformOnPostgresPersistsRegistry(t *testing.T) {
 	d := hubtest.Start(t, hubtest.AgentSpec{Name: "tax", Role: pki.RoleProvider, Table: table(t, "id,x\na,1\nb,2\n", "")})
 	ctx := context.Background()
 	open := func() *hub.Platform {
-		p, err := hub.NewPlatform(ctx, hub.PlatformConfig{Identity: d.Operator, DB: dsn, Log: d.Log})
+		p, err := hub.NewPlatform(ctx, hub.PlatformConfig{Identity: d.Operator, DB: dsn, DataDir: filepath.Join(d.Dir, "pg-platform-data"), Log: d.Log})
 		if err != nil {
 			t.Fatal(err)
 		}

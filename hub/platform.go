@@ -30,6 +30,11 @@ type PlatformConfig struct {
 	DataDir  string       // holds platform.db unless DB is set
 	DB       string       // optional: postgres://... or a SQLite path
 	Log      *slog.Logger // required
+
+	// Audit checkpoints: signed every CheckpointEvery entries (0: 1000) and
+	// every CheckpointInterval when entries were added (0: 10s).
+	CheckpointEvery    uint64
+	CheckpointInterval time.Duration
 }
 
 // Platform is the hub: it keeps the registry, dials the agents and relays
@@ -45,7 +50,15 @@ type Platform struct {
 	guard    *Guard
 	grpc     *grpc.Server
 
-	jobs *store.Jobs
+	jobs  *store.Jobs
+	authz *platformAuthz // grants and the audit log (authz_platform.go)
+
+	models *store.Models // model registry (models.go)
+	// OnModelRegistered, when set, is called after a model is registered
+	// (scoring sets up its key among the model's feature parties here).
+	OnModelRegistered func(ctx context.Context, m *Model) error
+	train             trainSettings  // train_platform.go
+	score             *platformScore // score_platform.go
 
 	// OnJob, when set, is told about every finished job (the audit log
 	// hooks in here).
@@ -66,6 +79,28 @@ func platformPolicy() Policy {
 		veilv1.PSI_Align_FullMethodName:             op,
 		veilv1.PSI_GetJob_FullMethodName:            {pki.RolePlatform, pki.RoleAuditor},
 		veilv1.PSI_CheckList_FullMethodName:         {pki.RoleBank},
+
+		veilv1.Authz_RegisterEnterprise_FullMethodName: op,
+		veilv1.Authz_ListEnterprises_FullMethodName:    {pki.RolePlatform, pki.RoleAuditor},
+		veilv1.Authz_RevokeGrant_FullMethodName:        {PublicEnterprise},
+		veilv1.Authz_AuditMine_FullMethodName:          {PublicEnterprise},
+		veilv1.Authz_AuditLogKey_FullMethodName:        {PublicEnterprise},
+		veilv1.Authz_CheckGrant_FullMethodName:         {pki.RoleBank},
+		veilv1.Authz_AuditCheckpoints_FullMethodName:   {pki.RolePlatform, pki.RoleAuditor},
+		veilv1.Authz_AuditEntries_FullMethodName:       {pki.RolePlatform, pki.RoleAuditor},
+		veilv1.Authz_AuditQuery_FullMethodName:         {pki.RolePlatform, pki.RoleAuditor, pki.RoleProvider},
+		veilv1.Authz_SignCheckpoint_FullMethodName:     {pki.RolePlatform, pki.RoleAuditor},
+
+		veilv1.Training_Train_FullMethodName:      op,
+		veilv1.Training_ListModels_FullMethodName: {pki.RolePlatform, pki.RoleAuditor, pki.RoleBank},
+		veilv1.Training_GetModel_FullMethodName:   {pki.RolePlatform, pki.RoleAuditor, pki.RoleBank},
+
+		veilv1.Scoring_RegisterBankKey_FullMethodName: {pki.RoleBank},
+		veilv1.Scoring_Score_FullMethodName:           {pki.RoleBank},
+		veilv1.Scoring_Verify_FullMethodName:          {pki.RoleBank},
+		veilv1.Scoring_Query_FullMethodName:           {pki.RoleBank},
+		veilv1.Scoring_ProviderKey_FullMethodName:     {pki.RoleBank, pki.RoleAuditor, pki.RolePlatform},
+		veilv1.Scoring_SetupKey_FullMethodName:        op,
 	}
 }
 
@@ -108,6 +143,19 @@ func NewPlatform(ctx context.Context, cfg PlatformConfig) (*Platform, error) {
 	p.grpc = NewGRPCServer(cfg.Identity, p.guard)
 	veilv1.RegisterRegistryServer(p.grpc, p)
 	veilv1.RegisterPSIServer(p.grpc, &platformPSI{p: p})
+	if p.authz, err = newPlatformAuthz(ctx, p); err != nil {
+		db.Close()
+		return nil, err
+	}
+	veilv1.RegisterAuthzServer(p.grpc, p.authz)
+	p.OnJob = p.authz.onJob
+	p.score = newPlatformScore(p)
+	veilv1.RegisterScoringServer(p.grpc, p.score)
+	p.OnModelRegistered = p.score.onModelRegistered
+	if err := p.initTraining(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("platform: %w", err)
+	}
 	return p, nil
 }
 
@@ -118,7 +166,9 @@ func (p *Platform) DB() *store.DB { return p.db }
 // the database.
 func (p *Platform) Serve(ctx context.Context, lis net.Listener) error {
 	p.log.Info("platform serving", "address", lis.Addr().String(), "db", p.db.Dialect.String())
+	stopCheckpoints := p.authz.start(ctx)
 	err := Serve(ctx, p.grpc, lis, 10*time.Second, p.log)
+	stopCheckpoints()
 	p.mu.Lock()
 	for _, c := range p.conns {
 		c.Close()
@@ -201,6 +251,7 @@ func (p *Platform) AddParty(ctx context.Context, req *veilv1.AddPartyRequest) (*
 		delete(p.conns, party.Name)
 	}
 	p.mu.Unlock()
+	_ = p.authz.syncAgent(ctx, party) // logged; the agent refuses grants until synced
 	return &veilv1.AddPartyResponse{Party: partyProto(party), Health: health}, nil
 }
 

@@ -233,3 +233,8 @@ func (s *agentPSI) Lists(ctx context.Context, _ *veilv1.ListsRequest) (*veilv1.L
 	}
 	return out, nil
 }
+
+// IDs returns a copy of the agent's own enterprise IDs, for the party's
+// own tools (the demo's bank picks its applicants from them); it is never
+// sent anywhere by the agent.
+func (a *Agent) IDs() []string { return append([]string(nil), a.cfg.Table.IDs...) }

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
@@ -43,6 +44,22 @@ func CheckList(ctx context.Context, conn grpc.ClientConnInterface, provider, lis
 	go dm.run(ctx, stream)
 	res, err := psi.CheckList(ctx, dm.conn(out, ""), list, ids, psi.Config{Session: st.GetSession()})
 	if err != nil {
+		// The platform's status (why the stream ended) arrives on the
+		// receive side; wait for it briefly so the error names the cause
+		// rather than a broken pipe.
+		wait := time.NewTimer(5 * time.Second)
+		defer wait.Stop()
+	drain:
+		for {
+			select {
+			case _, ok := <-dm.done:
+				if !ok {
+					break drain
+				}
+			case <-wait.C:
+				break drain
+			}
+		}
 		if derr := dm.error(); derr != nil {
 			return nil, fmt.Errorf("list check: %s", status.Convert(derr).Message())
 		}

@@ -20,11 +20,12 @@ import (
 const MaxMessageBytes = 64 << 20
 
 // NewGRPCServer returns a gRPC server for party p whose calls all pass
-// through g. Client certificates are required at the TLS layer and verified
-// (chain and role) by the Guard.
+// through g. Client certificates are requested at the TLS layer and
+// verified (chain and role) by the Guard, which refuses a call without one
+// unless its method is marked PublicEnterprise in the Policy.
 func NewGRPCServer(p *pki.Party, g *Guard) *grpc.Server {
 	cfg := p.ServerTLS()
-	cfg.ClientAuth = tls.RequireAnyClientCert
+	cfg.ClientAuth = tls.RequestClientCert
 	cfg.ClientCAs = nil
 	return grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(cfg)),

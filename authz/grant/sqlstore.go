@@ -190,3 +190,42 @@ func (s *SQLStore) Use(ctx context.Context, issuer, grantID string, max int64) (
 	}
 	return n, false, nil
 }
+
+// ListRevocations returns every stored revocation (with its signed
+// statement) ordered by issuer and grant ID, so a platform can replay them
+// to an agent that (re)joins; the agent verifies each statement itself.
+func (s *SQLStore) ListRevocations(ctx context.Context) ([]Revocation, error) {
+	rows, err := s.db.SQL.QueryContext(ctx, `SELECT issuer, grant_id, revoked_at, statement FROM grant_revocations ORDER BY issuer, grant_id`)
+	if err != nil {
+		return nil, fmt.Errorf("list revocations: %w", err)
+	}
+	defer rows.Close()
+	var out []Revocation
+	for rows.Next() {
+		var r Revocation
+		var at string
+		if err := rows.Scan(&r.Issuer, &r.GrantID, &at, &r.Token); err != nil {
+			return nil, fmt.Errorf("list revocations: %w", err)
+		}
+		r.RevokedAt, _ = time.Parse(time.RFC3339Nano, at)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list revocations: %w", err)
+	}
+	return out, nil
+}
+
+// UseCount returns how many uses of a grant are recorded, without
+// recording one (for a dry-run check).
+func (s *SQLStore) UseCount(ctx context.Context, issuer, grantID string) (int64, error) {
+	var n int64
+	err := s.db.SQL.QueryRowContext(ctx, s.db.Rebind(`SELECT uses FROM grant_uses WHERE issuer = ? AND grant_id = ?`), issuer, grantID).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("use count of %s/%s: %w", issuer, grantID, err)
+	}
+	return n, nil
+}

@@ -2,18 +2,22 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	exampledata "veil/examples/data"
+	"veil/hub"
 	"veil/hub/local"
 	"veil/hub/pki"
 	"veil/modeling/dataset"
@@ -116,6 +120,8 @@ type demoRun struct {
 	out  io.Writer
 	sum  *demoSummary
 	dep  *local.Deployment
+
+	alignJob string
 }
 
 func (d *demoRun) step(name string, start time.Time, data any, format string, args ...any) {
@@ -144,7 +150,98 @@ func runDemo(ctx context.Context, work string, log *slog.Logger, out io.Writer, 
 	if err := d.register(ctx); err != nil {
 		return err
 	}
-	return d.summaries(ctx)
+	if err := d.summaries(ctx); err != nil {
+		return err
+	}
+	if err := d.align(ctx); err != nil {
+		return err
+	}
+	return d.listCheck(ctx)
+}
+
+// align runs PSI between the bank (label holder) and the three providers.
+func (d *demoRun) align(ctx context.Context) error {
+	start := time.Now()
+	names := make([]string, len(demoParties))
+	for i, p := range demoParties {
+		names[i] = p.name
+	}
+	resp, err := veilv1.NewPSIClient(d.dep.Conn).Align(ctx, &veilv1.AlignRequest{Parties: names, Protocol: "ecdh"})
+	if err != nil {
+		return rpcError("psi align", err)
+	}
+	d.alignJob = resp.GetJobId()
+	res := alignJSON{JobID: resp.GetJobId(), Protocol: resp.GetProtocol(), Parties: names, Sizes: resp.GetSizes(), Intersection: resp.GetIntersection(), Seconds: resp.GetSeconds()}
+	d.step("psi-align", start, res, "ECDH-PSI through the platform: %d enterprises common to all four parties (bank %d, tax %d, social %d, utility %d); the platform saw only set sizes",
+		res.Intersection, res.Sizes["bank"], res.Sizes["tax"], res.Sizes["social"], res.Sizes["utility"])
+	return nil
+}
+
+// listCheck: the tax bureau offers a list (here: enterprises whose net
+// profit was negative, derived from its own rows) and the bank checks 200
+// applicants against it with unbalanced PSI.
+func (d *demoRun) listCheck(ctx context.Context) error {
+	start := time.Now()
+	raw, err := readCSVColumns(filepath.Join(d.work, "tax", "data.csv"), "uscc", "Attr1")
+	if err != nil {
+		return err
+	}
+	var lossMakers []string
+	for i, id := range raw[0] {
+		if v, err := strconv.ParseFloat(raw[1][i], 64); err == nil && v < 0 {
+			lossMakers = append(lossMakers, id)
+		}
+	}
+	if err := d.dep.Agents["tax"].AddList(ctx, hub.ListSource{Name: "loss-makers", Load: func(context.Context) ([]string, error) { return lossMakers, nil }}); err != nil {
+		return err
+	}
+	applicants := d.dep.Agents["bank"].IDs()
+	if len(applicants) > 200 {
+		applicants = applicants[:200]
+	}
+	bank, err := pki.Load(d.dep.TLSDir("bank"))
+	if err != nil {
+		return err
+	}
+	conn, err := d.dep.Client(bank)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	res, err := hub.CheckList(ctx, conn, "tax", "loss-makers", applicants)
+	if err != nil {
+		return err
+	}
+	d.step("psi-list-check", start, res, "the bank checked %d applicants against tax's list %q (%d entries): %d are on it; tax learned only the counts",
+		res.Input.Unique, res.List, res.ListSize, res.MatchCount)
+	return nil
+}
+
+// readCSVColumns reads the named columns of a CSV file.
+func readCSVColumns(path string, cols ...string) ([][]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("%s: empty", path)
+	}
+	out := make([][]string, len(cols))
+	for j, c := range cols {
+		k := slices.Index(recs[0], c)
+		if k < 0 {
+			return nil, fmt.Errorf("%s: no column %q", path, c)
+		}
+		for _, r := range recs[1:] {
+			out[j] = append(out[j], r[k])
+		}
+	}
+	return out, nil
 }
 
 // start loads each party's bundled CSV and starts the deployment.

@@ -2,20 +2,28 @@ package main
 
 import "github.com/spf13/cobra"
 
-// newLocalCmd is `veil local`: whole jobs with every party in this process,
-// over loopback gRPC with mTLS, so users can try their data before a
-// deployment. Each feature adds its subcommand to the list below.
+// localSubcommands are the subcommands of `veil local`: each runs one job
+// with every party in this process. Add yours here (one line).
+func localSubcommands() []*cobra.Command {
+	return []*cobra.Command{
+		newLocalPSICmd(),
+		newLocalTrainCmd(),
+	}
+}
+
+// newLocalCmd is `veil local`: try Veil on your own files before a
+// deployment, with a platform and one agent per party in this process, on
+// exactly the deployment's code path (gRPC with mutual TLS on loopback).
 func newLocalCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "local",
-		Short: "Run a job with every party in this process (loopback gRPC with mTLS) to try your data",
-		Long: `Starts a CA, a platform and one agent per --party inside this process, each a
-real gRPC server with mutual TLS on 127.0.0.1 and the platform's state in an
-embedded SQLite file, then runs the job exactly as a deployment would (like
-FATE's standalone mode). Nothing is mocked.`,
+		Short: "Run a job on your files with every party in this process (loopback gRPC, mTLS)",
+		Long: `Starts a certificate authority, a platform and one agent per party inside this
+process, each a real gRPC server with mutual TLS on 127.0.0.1 and the platform's
+state in SQLite, and runs one job on exactly the code path of a deployment (like
+FATE's standalone mode). Use it to try your data before deploying.`,
+		Example: `  veil local train --party bank=bank.csv --party tax=tax.csv --label-party bank --label y --id-column uscc --json`,
 	}
-	c.AddCommand(
-		newLocalPSICmd(),
-	)
+	c.AddCommand(localSubcommands()...)
 	return c
 }

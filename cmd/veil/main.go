@@ -108,6 +108,9 @@ Every setting can come from a flag, from a VEIL_* environment variable
 		newPSICmd(),
 		newLocalCmd(),
 		newBenchCmd(),
+		newTrainCmd(), newModelCmd(),
+		newKeysCmd(), newEnterpriseCmd(), newGrantCmd(), newAuditCmd(),
+		newBankCmd(), newScoreCmd(), newPrescreenCmd(), newVerifyCmd(), newQueryCmd(),
 	)
 	annotateEnv(root)
 	return root

@@ -19,6 +19,8 @@ import (
 func newPlatformCmd() *cobra.Command {
 	c := &cobra.Command{Use: "platform", Short: "Run the platform (the hub that coordinates every job)"}
 	var listen, dataDir, db, tlsDir, metricsListen string
+	var cpEvery uint64
+	var cpInterval time.Duration
 	serve := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the platform's gRPC API over mTLS",
@@ -43,7 +45,7 @@ SIGTERM stops it gracefully.`,
 				return err
 			}
 			ctx := cmd.Context()
-			p, err := hub.NewPlatform(ctx, hub.PlatformConfig{Identity: id, DataDir: dataDir, DB: db, Log: log})
+			p, err := hub.NewPlatform(ctx, hub.PlatformConfig{Identity: id, DataDir: dataDir, DB: db, Log: log, CheckpointEvery: cpEvery, CheckpointInterval: cpInterval})
 			if err != nil {
 				return err
 			}
@@ -66,6 +68,8 @@ SIGTERM stops it gracefully.`,
 	serve.Flags().StringVar(&db, "db", "", "database: postgres://... (default: SQLite in --data-dir)")
 	serve.Flags().StringVar(&tlsDir, "tls-dir", "", "the platform's certificate directory (party.crt, party.key, ca.crt)")
 	serve.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address (e.g. :9090)")
+	serve.Flags().Uint64Var(&cpEvery, "checkpoint-every", 1000, "sign an audit checkpoint at least every N entries")
+	serve.Flags().DurationVar(&cpInterval, "checkpoint-interval", 10*time.Second, "sign an audit checkpoint at least this often while entries are added")
 	c.AddCommand(serve)
 	return c
 }
@@ -174,7 +178,7 @@ receives only summaries, blinded PSI messages and ciphertexts.`,
 	serve.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address")
 	serve.Flags().StringArrayVar(&lists, "list", nil, "offer a named list for bank list checks: name=file.csv (IDs in --id-column or one per line); re-read when the file changes")
 	af.register(serve)
-	c.AddCommand(serve)
+	c.AddCommand(serve, newAgentUsageCmd())
 	return c
 }
 

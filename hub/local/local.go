@@ -47,6 +47,8 @@ type Deployment struct {
 	Log          *slog.Logger
 
 	cancel context.CancelFunc
+	sctx   context.Context
+	agents map[string]*agentProc // for StopAgent / StartAgent
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	errs   []error
@@ -56,7 +58,8 @@ type Deployment struct {
 // every agent with the platform. Call Stop to shut everything down.
 func Start(ctx context.Context, dir string, log *slog.Logger, agents ...AgentSpec) (_ *Deployment, err error) {
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	d := &Deployment{Dir: dir, Agents: map[string]*hub.Agent{}, AgentAddrs: map[string]string{}, Log: log, cancel: cancel}
+	d := &Deployment{Dir: dir, Agents: map[string]*hub.Agent{}, AgentAddrs: map[string]string{}, Log: log, cancel: cancel,
+		sctx: sctx, agents: map[string]*agentProc{}}
 	defer func() {
 		if err != nil {
 			d.Stop()
@@ -87,17 +90,7 @@ func Start(ctx context.Context, dir string, log *slog.Logger, agents ...AgentSpe
 		if err != nil {
 			return nil, err
 		}
-		a, err := hub.NewAgent(hub.AgentConfig{Identity: id, Table: spec.Table, DataDir: filepath.Join(dir, spec.Name, "state"), Log: log.With("party", spec.Name)})
-		if err != nil {
-			return nil, err
-		}
-		if spec.Configure != nil {
-			if err := spec.Configure(a); err != nil {
-				return nil, fmt.Errorf("configure %s: %w", spec.Name, err)
-			}
-		}
-		d.Agents[spec.Name] = a
-		if d.AgentAddrs[spec.Name], err = d.serve(sctx, spec.Name, a.Serve); err != nil {
+		if err := d.startAgent(spec, id, "127.0.0.1:0"); err != nil {
 			return nil, err
 		}
 		if _, err := reg.AddParty(ctx, &veilv1.AddPartyRequest{Name: spec.Name, Role: string(spec.Role), Address: d.AgentAddrs[spec.Name]}); err != nil {
@@ -153,4 +146,79 @@ func (d *Deployment) Stop() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return errors.Join(d.errs...)
+}
+
+// agentProc is one running agent "process" of the deployment.
+type agentProc struct {
+	spec   AgentSpec
+	id     *pki.Party
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startAgent builds an agent for spec and serves it on addr.
+func (d *Deployment) startAgent(spec AgentSpec, id *pki.Party, addr string) error {
+	a, err := hub.NewAgent(hub.AgentConfig{Identity: id, Table: spec.Table, DataDir: filepath.Join(d.Dir, spec.Name, "state"), Log: d.Log.With("party", spec.Name)})
+	if err != nil {
+		return err
+	}
+	if spec.Configure != nil {
+		if err := spec.Configure(a); err != nil {
+			return fmt.Errorf("configure %s: %w", spec.Name, err)
+		}
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("%s: listen: %w", spec.Name, err)
+	}
+	ctx, cancel := context.WithCancel(d.sctx)
+	proc := &agentProc{spec: spec, id: id, cancel: cancel, done: make(chan struct{})}
+	d.mu.Lock()
+	d.Agents[spec.Name] = a
+	d.AgentAddrs[spec.Name] = lis.Addr().String()
+	d.agents[spec.Name] = proc
+	d.mu.Unlock()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer close(proc.done)
+		if err := a.Serve(ctx, lis); err != nil {
+			d.mu.Lock()
+			d.errs = append(d.errs, fmt.Errorf("%s: %w", spec.Name, err))
+			d.mu.Unlock()
+		}
+	}()
+	return nil
+}
+
+// StopAgent stops one agent's server, as if its process had died, and
+// waits until it no longer serves. Its data directory is kept.
+func (d *Deployment) StopAgent(name string) error {
+	d.mu.Lock()
+	proc, ok := d.agents[name]
+	d.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no agent %q", name)
+	}
+	proc.cancel()
+	<-proc.done
+	return nil
+}
+
+// StartAgent starts a new agent for a stopped one: the same identity,
+// table and data directory, on the same address (as a restarted process).
+func (d *Deployment) StartAgent(name string) error {
+	d.mu.Lock()
+	proc, ok := d.agents[name]
+	addr := d.AgentAddrs[name]
+	d.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("no agent %q", name)
+	}
+	select {
+	case <-proc.done:
+	default:
+		return fmt.Errorf("agent %q is still running", name)
+	}
+	return d.startAgent(proc.spec, proc.id, addr)
 }

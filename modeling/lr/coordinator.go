@@ -40,6 +40,7 @@ type Coordinator struct {
 	gotDec   map[string]bool
 	stop     stopper
 	done     bool
+	eval     *evalState // test-split evaluation (eval.go)
 }
 
 // NewCoordinator prepares a job for the named parties (label party first)

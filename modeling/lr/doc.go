@@ -63,6 +63,18 @@
 // what they decrypt); no collusion of all key holders; the gradients
 // revealed to their owners are accepted leakage, as in FATE.
 //
+// # Evaluation on the test split (eval.go)
+//
+// After training, under the same collective key: each provider encrypts its
+// test partial logits X_k^test·w_k (slot packing), the coordinator adds them
+// and every key holder (the parties and the coordinator) sends PCKS shares
+// switching the sum to a fresh key of the label holder, who decrypts Σ_k u_k,
+// adds its own partial logits and intercept and computes AUC, KS and ROC with
+// its labels. The label holder learns the per-row sum of the providers'
+// partial logits on the test rows (with one provider: that provider's), no
+// single one when there are several; providers learn nothing; the coordinator
+// sees ciphertexts only and the metrics the label holder reports.
+//
 // # Checkpoints
 //
 // Party.Snapshot / Coordinator.Snapshot after a completed iteration hold the

@@ -71,6 +71,11 @@ type party struct {
 
 	cache   map[int][][]*rlwe.Plaintext // batch → [group][block]
 	cacheOK bool
+
+	// test-split evaluation (eval.go)
+	evalDone bool
+	evalKey  *he.RecipientKey
+	evalOwn  []float64
 }
 
 // LabelParty is the label holder: it holds y (never sent) and its features.

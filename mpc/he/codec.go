@@ -50,6 +50,12 @@ func (k Kind) String() string {
 		return "PCKS share"
 	case KindSecretKey:
 		return "secret key"
+	case KindRKGRound1:
+		return "RKG round-1 share"
+	case KindRKGRound2:
+		return "RKG round-2 share"
+	case KindRelinKey:
+		return "relinearisation key"
 	default:
 		return fmt.Sprintf("kind(%d)", byte(k))
 	}
