@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
 
 	exampledata "veil/examples/data"
 	"veil/hub"
@@ -122,6 +123,8 @@ type demoRun struct {
 	dep  *local.Deployment
 
 	alignJob string
+	bank     *grpc.ClientConn // the bank's own connection to the platform
+	ent      *demoEnterprise
 }
 
 func (d *demoRun) step(name string, start time.Time, data any, format string, args ...any) {
@@ -139,6 +142,9 @@ func runDemo(ctx context.Context, work string, log *slog.Logger, out io.Writer, 
 	defer func() {
 		// Shut every server down and wait for them, whatever happened.
 		start := time.Now()
+		if d.bank != nil {
+			d.bank.Close()
+		}
 		serr := d.dep.Stop()
 		if err == nil && serr != nil {
 			err = fmt.Errorf("shutdown: %w", serr)
@@ -156,7 +162,45 @@ func runDemo(ctx context.Context, work string, log *slog.Logger, out io.Writer, 
 	if err := d.align(ctx); err != nil {
 		return err
 	}
-	return d.listCheck(ctx)
+	if err := d.listCheck(ctx); err != nil {
+		return err
+	}
+	if err := d.grantStep(ctx, []string{"score:polish-default"}); err != nil {
+		return err
+	}
+	if err := d.useGrant(ctx, true); err != nil {
+		return err
+	}
+	if err := d.revokeStep(ctx); err != nil {
+		return err
+	}
+	if err := d.useGrant(ctx, false); err != nil {
+		return err
+	}
+	return d.auditSteps(ctx)
+}
+
+// useGrant: the bank asks the platform to accept its grant for a use of the
+// enterprise's data; want says whether it should be allowed.
+func (d *demoRun) useGrant(ctx context.Context, want bool) error {
+	start := time.Now()
+	conn, err := d.bankConn()
+	if err != nil {
+		return err
+	}
+	resp, err := hub.CheckGrant(ctx, conn, d.ent.token, d.ent.uscc, "score:polish-default")
+	if err != nil {
+		return rpcError("check grant", err)
+	}
+	if resp.GetAllowed() != want {
+		return fmt.Errorf("grant check: allowed=%v, want %v (%s)", resp.GetAllowed(), want, resp.GetReason())
+	}
+	if want {
+		d.step("grant-use", start, resp, "the bank presented the grant: accepted by the platform (decision written to the audit log first)")
+	} else {
+		d.step("refused", start, resp, "after revocation the bank's request is refused: %s", resp.GetReason())
+	}
+	return nil
 }
 
 // align runs PSI between the bank (label holder) and the three providers.
