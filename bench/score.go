@@ -202,7 +202,7 @@ func RunScore(ctx context.Context, opt ScoreOptions) (*ScoreResult, error) {
 		out, sum, err := hub.ScoreRemote(ctx, conn, bk, rows, hub.ScoreOptions{Model: "bench-v1", Concurrency: 2})
 		return time.Since(t0).Seconds(), cpuSeconds() - c0, sum, out, err
 	}
-	wall, cpu, sum, out, err := runBatch()
+	wall, cpu, sum, _, err := runBatch()
 	if err != nil {
 		return nil, fmt.Errorf("first batch: %w", err)
 	}
@@ -214,7 +214,6 @@ func RunScore(ctx context.Context, opt ScoreOptions) (*ScoreResult, error) {
 	for k, v := range d.Platform.ScoreStages() {
 		res.StageSeconds[k] = v.Seconds()
 	}
-	_ = out
 	wall2, _, _, _, err := runBatch()
 	if err != nil {
 		return nil, fmt.Errorf("second batch: %w", err)
