@@ -22,6 +22,7 @@ import (
 	"veil/hub/local"
 	"veil/hub/pki"
 	"veil/modeling/dataset"
+	"veil/modeling/score"
 	veilv1 "veil/proto/veil/v1"
 )
 
@@ -124,6 +125,7 @@ type demoRun struct {
 
 	alignJob string
 	bank     *grpc.ClientConn // the bank's own connection to the platform
+	bankKey  *score.BankKey
 	ent      *demoEnterprise
 }
 
@@ -165,42 +167,28 @@ func runDemo(ctx context.Context, work string, log *slog.Logger, out io.Writer, 
 	if err := d.listCheck(ctx); err != nil {
 		return err
 	}
-	if err := d.grantStep(ctx, []string{"score:polish-default"}); err != nil {
+	if err := d.trainStep(ctx); err != nil {
 		return err
 	}
-	if err := d.useGrant(ctx, true); err != nil {
+	if err := d.bankKeyStep(ctx); err != nil {
+		return err
+	}
+	if err := d.grantStep(ctx, []string{"score:" + demoModel, "verify:tax.Attr1"}); err != nil {
+		return err
+	}
+	if err := d.scoreStep(ctx, true); err != nil {
+		return err
+	}
+	if err := d.verifyStep(ctx); err != nil {
 		return err
 	}
 	if err := d.revokeStep(ctx); err != nil {
 		return err
 	}
-	if err := d.useGrant(ctx, false); err != nil {
+	if err := d.scoreStep(ctx, false); err != nil {
 		return err
 	}
 	return d.auditSteps(ctx)
-}
-
-// useGrant: the bank asks the platform to accept its grant for a use of the
-// enterprise's data; want says whether it should be allowed.
-func (d *demoRun) useGrant(ctx context.Context, want bool) error {
-	start := time.Now()
-	conn, err := d.bankConn()
-	if err != nil {
-		return err
-	}
-	resp, err := hub.CheckGrant(ctx, conn, d.ent.token, d.ent.uscc, "score:polish-default")
-	if err != nil {
-		return rpcError("check grant", err)
-	}
-	if resp.GetAllowed() != want {
-		return fmt.Errorf("grant check: allowed=%v, want %v (%s)", resp.GetAllowed(), want, resp.GetReason())
-	}
-	if want {
-		d.step("grant-use", start, resp, "the bank presented the grant: accepted by the platform (decision written to the audit log first)")
-	} else {
-		d.step("refused", start, resp, "after revocation the bank's request is refused: %s", resp.GetReason())
-	}
-	return nil
 }
 
 // align runs PSI between the bank (label holder) and the three providers.
@@ -304,7 +292,7 @@ func (d *demoRun) start(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		table, err := dataset.LoadCSV(path, dataset.Options{IDColumn: "uscc", IDFormat: "uscc", LabelColumn: p.label, MissingIndicators: true})
+		table, err := dataset.LoadCSV(path, dataset.Options{IDColumn: "uscc", IDFormat: "uscc", LabelColumn: p.label, MissingIndicators: true, Clip: 0.01})
 		if err != nil {
 			return fmt.Errorf("%s: %w", p.name, err)
 		}

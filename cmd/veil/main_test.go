@@ -35,7 +35,7 @@ func TestDemoJSON(t *testing.T) {
 	for _, s := range sum.Steps {
 		seen[s.Step] = true
 	}
-	for _, want := range []string{"pki", "platform", "agents", "register", "datasets", "psi-align", "psi-list-check", "grant", "grant-use", "revoke", "refused", "audit-mine", "audit-verify", "audit-tamper", "shutdown"} {
+	for _, want := range []string{"pki", "platform", "agents", "register", "datasets", "psi-align", "psi-list-check", "train", "bank-key", "grant", "score", "verify", "revoke", "refused", "audit-mine", "audit-verify", "audit-tamper", "shutdown"} {
 		if !seen[want] {
 			t.Errorf("demo step %q missing; steps: %+v", want, sum.Steps)
 		}
