@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"veil/internal/fileutil"
 	"veil/mpc/psi"
 	veilv1 "veil/proto/veil/v1"
 )
@@ -106,7 +107,7 @@ func (a *Agent) saveAlignment(jobID string, al *psi.Alignment) error {
 		b.WriteString(id)
 		b.WriteByte('\n')
 	}
-	return writeFileAtomic(filepath.Join(dir, "alignment.ids"), []byte(b.String()))
+	return fileutil.WriteAtomic(filepath.Join(dir, "alignment.ids"), []byte(b.String()), 0o600)
 }
 
 // Align runs this agent's side of an alignment, relayed by the platform.

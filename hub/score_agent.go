@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"veil/authz/grant"
+	"veil/internal/fileutil"
 	"veil/modeling/dataset"
 	"veil/modeling/score"
 	"veil/mpc/he"
@@ -143,7 +144,7 @@ func (s *agentScore) KeySetup(ctx context.Context, req *veilv1.AgentKeySetupRequ
 	if s.a.cfg.DataDir == "" {
 		return nil, status.Error(codes.FailedPrecondition, "scoring key: agent has no data directory to keep its key share in")
 	}
-	if err := writeFileAtomic(filepath.Join(s.a.modelDir(mp.Model, mp.Version), ScoreKeyFile), b); err != nil {
+	if err := fileutil.WriteAtomic(filepath.Join(s.a.modelDir(mp.Model, mp.Version), ScoreKeyFile), b, 0o600); err != nil {
 		return nil, status.Errorf(codes.Internal, "scoring key: save share: %v", err)
 	}
 	s.mu.Lock()

@@ -23,6 +23,7 @@ import (
 	"veil/authz/audit"
 	"veil/authz/grant"
 	"veil/hub/pki"
+	"veil/internal/fileutil"
 	"veil/modeling/dataset"
 	"veil/modeling/score"
 	"veil/modeling/scorecard"
@@ -248,7 +249,7 @@ func (s *platformScore) setup(ctx context.Context, m *Model) (*modelScoring, err
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, status.Errorf(codes.Internal, "scoring key: %v", err)
 		}
-		if err := writeFileAtomic(filepath.Join(d, "key.json"), b); err != nil {
+		if err := fileutil.WriteAtomic(filepath.Join(d, "key.json"), b, 0o600); err != nil {
 			return nil, status.Errorf(codes.Internal, "scoring key: %v", err)
 		}
 	}
@@ -360,7 +361,7 @@ func (s *platformScore) RegisterBankKey(ctx context.Context, req *veilv1.Registe
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, status.Errorf(codes.Internal, "bank key: %v", err)
 		}
-		if err := writeFileAtomic(filepath.Join(d, bank+".json"), req.GetPublicKey()); err != nil {
+		if err := fileutil.WriteAtomic(filepath.Join(d, bank+".json"), req.GetPublicKey(), 0o600); err != nil {
 			return nil, status.Errorf(codes.Internal, "bank key: %v", err)
 		}
 	}

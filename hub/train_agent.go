@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"veil/internal/fileutil"
 	"veil/modeling/dataset"
 	"veil/modeling/lr"
 	"veil/modeling/metrics"
@@ -233,14 +234,14 @@ func (s *agentTrain) checkpoints(jobID string) ([]int64, error) {
 	return out, nil
 }
 
-// saveFile writes data to path atomically (writeFileAtomic: a crash
+// saveFile writes data to path atomically (a crash
 // leaves the old file or the new one, never a torn one), creating the
 // directory.
 func saveFile(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, data)
+	return fileutil.WriteAtomic(path, data, 0o600)
 }
 
 // checkpoint saves the party's snapshot after iteration it and removes all

@@ -1,6 +1,13 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"veil/hub/local"
+)
 
 // localSubcommands are the subcommands of `veil local`: each runs one job
 // with every party in this process. Add yours here (one line).
@@ -26,4 +33,28 @@ FATE's standalone mode). Use it to try your data before deploying.`,
 	}
 	c.AddCommand(localSubcommands()...)
 	return c
+}
+
+// startLocal starts an in-process deployment for a `veil local` command in
+// dir, or in a temporary directory removed by the returned stop function.
+func startLocal(cmd *cobra.Command, dir string, specs []local.AgentSpec) (*local.Deployment, func(), error) {
+	work, cleanup := dir, func() {}
+	if work == "" {
+		d, err := os.MkdirTemp("", "veil-local-")
+		if err != nil {
+			return nil, nil, err
+		}
+		work, cleanup = d, func() { os.RemoveAll(d) }
+	}
+	log, err := newLogger(cmd, io.Discard)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	dep, err := local.Start(cmd.Context(), work, log, specs...)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return dep, func() { dep.Stop(); cleanup() }, nil
 }

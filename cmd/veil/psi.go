@@ -16,6 +16,7 @@ import (
 	"veil/hub"
 	"veil/hub/local"
 	"veil/hub/pki"
+	"veil/internal/fileutil"
 	"veil/modeling/dataset"
 	"veil/mpc/psi"
 	veilv1 "veil/proto/veil/v1"
@@ -221,14 +222,7 @@ func writeIDs(path, column string, ids []string) error {
 	for _, id := range ids {
 		b.WriteString(id + "\n")
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return fileutil.WriteAtomic(path, []byte(b.String()), 0o600)
 }
 
 // newLocalPSICmd is `veil local psi`.
@@ -281,25 +275,12 @@ before a deployment.`,
 				specs = append(specs, local.AgentSpec{Name: name, Role: role, Table: t})
 				names = append(names, name)
 			}
-			work := dir
-			if work == "" {
-				d, err := os.MkdirTemp("", "veil-local-")
-				if err != nil {
-					return err
-				}
-				defer os.RemoveAll(d)
-				work = d
-			}
-			log, err := newLogger(cmd, io.Discard)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			dep, err := local.Start(ctx, work, log, specs...)
+			dep, stop, err := startLocal(cmd, dir, specs)
 			if err != nil {
 				return err
 			}
-			defer dep.Stop()
+			defer stop()
 			resp, err := veilv1.NewPSIClient(dep.Conn).Align(ctx, &veilv1.AlignRequest{Parties: names, Protocol: protocol})
 			if err != nil {
 				return rpcError("psi align", err)

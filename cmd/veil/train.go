@@ -297,25 +297,12 @@ plaintext_auc and plaintext_ks beside the federated auc and ks.`,
 			if len(tables[labelParty].Columns) == 0 {
 				spec.LabelOnly = true
 			}
-			work := dir
-			if work == "" {
-				d, err := os.MkdirTemp("", "veil-local-train-")
-				if err != nil {
-					return err
-				}
-				defer os.RemoveAll(d)
-				work = d
-			}
-			log, err := newLogger(cmd, io.Discard)
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			dep, err := local.Start(ctx, work, log, specs...)
+			dep, stop, err := startLocal(cmd, dir, specs)
 			if err != nil {
 				return err
 			}
-			defer dep.Stop()
+			defer stop()
 			update, done := progressPrinter(cmd.ErrOrStderr(), asJSON)
 			start := time.Now()
 			m, err := hub.TrainRemote(ctx, dep.Conn, spec, update)

@@ -21,7 +21,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc/credentials"
+
 	"google.golang.org/grpc/peer"
+	"veil/internal/fileutil"
 )
 
 // Role is what a party may do, carried in its certificate.
@@ -169,7 +171,7 @@ func Issue(caDir, outDir string, req IssueRequest) error {
 	if err != nil {
 		return fmt.Errorf("issue: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(outDir, CACertFile), caPEM, 0o644); err != nil {
+	if err := fileutil.WriteAtomic(filepath.Join(outDir, CACertFile), caPEM, 0o644); err != nil {
 		return fmt.Errorf("issue: %w", err)
 	}
 	return nil
@@ -357,33 +359,7 @@ func writeKey(path string, priv ed25519.PrivateKey) error {
 }
 
 func writePEM(path, typ string, der []byte, mode os.FileMode) error {
-	return writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode)
-}
-
-// writeFileAtomic writes via a temporary file and rename so that a crash
-// never leaves a half-written key or certificate.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return fileutil.WriteAtomic(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode)
 }
 
 func randomSerial() *big.Int {
