@@ -94,3 +94,24 @@ func TestConfigPrecedence(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func TestAgentServeNameMustMatchCertificate(t *testing.T) {
+	dir := t.TempDir()
+	ca := filepath.Join(dir, "ca")
+	if _, errs, code := runCLI(t, "pki", "init", "--dir", ca); code != 0 {
+		t.Fatal(errs)
+	}
+	if _, errs, code := runCLI(t, "pki", "issue", "--ca", ca, "--name", "tax", "--role", "provider", "--out", filepath.Join(dir, "tax")); code != 0 {
+		t.Fatal(errs)
+	}
+	data := filepath.Join(dir, "tax.csv")
+	os.WriteFile(data, []byte("uscc,x\nA,1\n"), 0o600)
+	_, errs, code := runCLI(t, "agent", "serve", "--listen", "127.0.0.1:0", "--name", "social", "--tls-dir", filepath.Join(dir, "tax"), "--data", data)
+	if code != exitUsage || !strings.Contains(errs, `which is for "tax"`) {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	_, errs, code = runCLI(t, "agent", "serve", "--listen", "127.0.0.1:0", "--tls-dir", filepath.Join(dir, "tax"), "--data", filepath.Join(dir, "missing.csv"))
+	if code == 0 || !strings.Contains(errs, "missing.csv") {
+		t.Fatalf("missing data: exit %d: %s", code, errs)
+	}
+}

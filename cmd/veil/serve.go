@@ -105,7 +105,7 @@ func (f *agentFlags) load(ctx context.Context) (*dataset.Table, error) {
 
 func newAgentCmd() *cobra.Command {
 	c := &cobra.Command{Use: "agent", Short: "Run a data provider's (or label-holding bank's) agent"}
-	var listen, tlsDir, dataDir, metricsListen string
+	var listen, tlsDir, dataDir, metricsListen, agentName string
 	var lists []string
 	var af agentFlags
 	serve := &cobra.Command{
@@ -115,7 +115,8 @@ func newAgentCmd() *cobra.Command {
 (one-hot encoding of text columns, median imputation, standardisation) and
 serves the platform over mTLS. Rows never leave this process: the platform
 receives only summaries, blinded PSI messages and ciphertexts.`,
-		Example: `  veil agent serve --listen :7501 --tls-dir tax/ --data tax.csv --id-column uscc --id-format uscc
+		Example: `  veil agent serve --listen :7501 --name tax --data tax.csv --id-column uscc --id-format uscc
+  veil agent serve --listen :7501 --tls-dir tax/ --data tax.csv --id-column uscc --id-format uscc
   veil agent serve --listen :7502 --tls-dir bank/ --data bank.csv --label y
   veil agent serve --listen :7503 --tls-dir social/ --data social.db --query 'SELECT * FROM contributions'
   veil agent serve --listen :7505 --tls-dir courts/ --data courts.csv --list dishonest=dishonest.csv
@@ -127,11 +128,17 @@ receives only summaries, blinded PSI messages and ciphertexts.`,
 				return err
 			}
 			if tlsDir == "" {
-				return usagef("--tls-dir is required (a directory from 'veil pki issue --role provider|bank')")
+				if agentName == "" {
+					return usagef("--tls-dir is required (a directory from 'veil pki issue --role provider|bank')")
+				}
+				tlsDir = agentName // the directory 'veil pki issue --out NAME/' made
 			}
 			id, err := pki.Load(tlsDir)
 			if err != nil {
 				return err
+			}
+			if agentName != "" && agentName != id.Identity.Name {
+				return usagef("--name %q does not match the certificate in %s, which is for %q", agentName, tlsDir, id.Identity.Name)
 			}
 			ctx := cmd.Context()
 			table, err := af.load(ctx)
@@ -173,7 +180,8 @@ receives only summaries, blinded PSI messages and ciphertexts.`,
 		},
 	}
 	serve.Flags().StringVar(&listen, "listen", ":7501", "gRPC listen address")
-	serve.Flags().StringVar(&tlsDir, "tls-dir", "", "the agent's certificate directory (party.crt, party.key, ca.crt)")
+	serve.Flags().StringVar(&tlsDir, "tls-dir", "", "the agent's certificate directory (party.crt, party.key, ca.crt); default: the directory named --name")
+	serve.Flags().StringVar(&agentName, "name", "", "the agent's party name; must match its certificate")
 	serve.Flags().StringVar(&dataDir, "data-dir", "", "local state: model parts, checkpoints, usage records (default <name>-data)")
 	serve.Flags().StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address")
 	serve.Flags().StringArrayVar(&lists, "list", nil, "offer a named list for bank list checks: name=file.csv (IDs in --id-column or one per line); re-read when the file changes")
