@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -305,4 +307,27 @@ func (s *platformPSI) CheckList(stream veilv1.PSI_CheckListServer) error {
 		s.p.OnJob(ctx, "list_check", jobID, []string{caller.Name, provider}, result)
 	}
 	return err
+}
+
+// alignmentOf returns the result of a finished alignment job, checking
+// that it aligned exactly parties, in that order (the label holder led).
+func (p *Platform) alignmentOf(ctx context.Context, jobID string, parties []string) (*AlignResult, error) {
+	j, err := p.jobs.Get(ctx, jobID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, status.Errorf(codes.NotFound, "no alignment job %q", jobID)
+		}
+		return nil, status.Errorf(codes.Internal, "%v", err)
+	}
+	if j.Kind != "psi" || j.Status != store.JobDone {
+		return nil, status.Errorf(codes.FailedPrecondition, "job %s is a %s job in state %s, not a finished alignment", jobID, j.Kind, j.Status)
+	}
+	if !slices.Equal(j.Parties, parties) {
+		return nil, status.Errorf(codes.FailedPrecondition, "alignment %s aligned %v, but this job needs %v (label party first)", jobID, j.Parties, parties)
+	}
+	var res AlignResult
+	if err := json.Unmarshal(j.Result, &res); err != nil {
+		return nil, status.Errorf(codes.Internal, "alignment %s: %v", jobID, err)
+	}
+	return &res, nil
 }

@@ -19,6 +19,7 @@ func (s TrainSpec) TrainRequest() *veilv1.TrainRequest {
 		Name: s.Name, LabelParty: s.LabelParty, Parties: s.Parties, LabelOnly: s.LabelOnly,
 		Epochs: int64(s.Epochs), BatchSize: int64(s.BatchSize), LearningRate: s.LearningRate, L2: s.L2, Decay: s.Decay,
 		Tol: s.Tol, Patience: int64(s.Patience), TestFraction: s.TestFraction, Seed: s.Seed, PsiProtocol: s.PSIProtocol,
+		AlignJobId: s.AlignJob,
 	}
 }
 

@@ -38,6 +38,9 @@ type TrainSpec struct {
 	TestFraction float64  `json:"test_fraction"`
 	Seed         uint64   `json:"seed"` // split and mini-batch schedule
 	PSIProtocol  string   `json:"psi_protocol"`
+	// AlignJob reuses a finished alignment of exactly these parties (label
+	// party first) instead of running a new one.
+	AlignJob string `json:"align_job,omitempty"`
 }
 
 // DefaultTrainSpec returns the default hyperparameters (lr.DefaultConfig,
@@ -234,8 +237,15 @@ func (r *trainRun) emit(ev Progress) {
 
 func (r *trainRun) run(ctx context.Context) (*Model, error) {
 	p := r.p
-	r.emit(Progress{Phase: "align", Message: fmt.Sprintf("aligning %v with PSI", r.parties)})
-	al, err := p.RunAlignment(ctx, r.parties, r.spec.PSIProtocol)
+	var al *AlignResult
+	var err error
+	if r.spec.AlignJob != "" {
+		r.emit(Progress{Phase: "align", Message: fmt.Sprintf("reusing alignment %s", r.spec.AlignJob)})
+		al, err = p.alignmentOf(ctx, r.spec.AlignJob, r.parties)
+	} else {
+		r.emit(Progress{Phase: "align", Message: fmt.Sprintf("aligning %v with PSI", r.parties)})
+		al, err = p.RunAlignment(ctx, r.parties, r.spec.PSIProtocol)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -671,7 +681,7 @@ func (s *platformTraining) Train(req *veilv1.TrainRequest, stream veilv1.Trainin
 		Name: req.GetName(), LabelParty: req.GetLabelParty(), Parties: req.GetParties(), LabelOnly: req.GetLabelOnly(),
 		Epochs: int(req.GetEpochs()), BatchSize: int(req.GetBatchSize()), LearningRate: req.GetLearningRate(), L2: req.GetL2(),
 		Decay: req.GetDecay(), Tol: req.GetTol(), Patience: int(req.GetPatience()), TestFraction: req.GetTestFraction(),
-		Seed: req.GetSeed(), PSIProtocol: req.GetPsiProtocol(),
+		Seed: req.GetSeed(), PSIProtocol: req.GetPsiProtocol(), AlignJob: req.GetAlignJobId(),
 	}
 	var sendErr error
 	m, err := s.p.Train(stream.Context(), spec, func(pr Progress) {

@@ -414,3 +414,29 @@ func TestAgentRejectsMalformedAndMismatchedOverRPC(t *testing.T) {
 		t.Fatalf("bank driving an agent: %v", err)
 	}
 }
+
+func TestTrainReusesAlignmentJob(t *testing.T) {
+	d, _ := startTrainDeployment(t, 200)
+	ctx := context.Background()
+	al, err := veilv1.NewPSIClient(d.Conn).Align(ctx, &veilv1.AlignRequest{Parties: []string{"bank", "tax", "social"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := hub.TrainSpec{Name: "reuse", LabelParty: "bank", Parties: []string{"tax", "social"}, Epochs: 2, TestFraction: 0.3, Seed: 7, AlignJob: al.GetJobId()}
+	m, err := hub.TrainRemote(ctx, d.Conn, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.AlignJobID != al.GetJobId() || int64(m.RowsAligned) != al.GetIntersection() {
+		t.Fatalf("model used alignment %s (%d rows), want %s (%d)", m.AlignJobID, m.RowsAligned, al.GetJobId(), al.GetIntersection())
+	}
+	// An alignment of other parties, or no such job, is refused.
+	spec.Parties = []string{"social", "tax"}
+	if _, err := hub.TrainRemote(ctx, d.Conn, spec, nil); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("mismatched parties: %v", err)
+	}
+	spec.Parties, spec.AlignJob = []string{"tax", "social"}, "psi-0000000000000000"
+	if _, err := hub.TrainRemote(ctx, d.Conn, spec, nil); status.Code(err) != codes.NotFound {
+		t.Fatalf("unknown job: %v", err)
+	}
+}

@@ -134,7 +134,7 @@ func progressPrinter(w io.Writer, quiet bool) (func(hub.Progress), func()) {
 func newTrainCmd() *cobra.Command {
 	var cf clientFlags
 	var tf trainFlags
-	var labelParty string
+	var labelParty, alignJob string
 	var parties []string
 	c := &cobra.Command{
 		Use:   "train",
@@ -149,7 +149,8 @@ data directory; the platform stores only the model's description and metrics.
 If an agent restarts during the job, the platform waits for it (up to two
 minutes) and resumes from the last iteration every party checkpointed.`,
 		Example: `  veil train --tls-dir platform/ --name default-v1 --label-party bank --parties tax,social --epochs 30
-  veil train --tls-dir platform/ --name polish --label-party bank --parties tax,social,utility --batch-size 1024 --json`,
+  veil train --tls-dir platform/ --name polish --label-party bank --parties tax,social,utility --batch-size 1024 --json
+  veil train --tls-dir platform/ --name default-v2 --label-party bank --parties tax,social --psi-job psi-3f2a9c01d4e5b6a7`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if labelParty == "" || len(parties) == 0 {
@@ -159,6 +160,7 @@ minutes) and resumes from the last iteration every party checkpointed.`,
 			if err != nil {
 				return err
 			}
+			spec.AlignJob = alignJob
 			conn, _, err := cf.dial()
 			if err != nil {
 				return err
@@ -187,6 +189,7 @@ minutes) and resumes from the last iteration every party checkpointed.`,
 	tf.register(c, "")
 	c.Flags().StringVar(&labelParty, "label-party", "", "the party holding the labels")
 	c.Flags().StringSliceVar(&parties, "parties", nil, "the feature parties (comma-separated)")
+	c.Flags().StringVar(&alignJob, "psi-job", "", "reuse this finished alignment ('veil psi align' of the label party then the feature parties) instead of running PSI again")
 	return c
 }
 

@@ -42,6 +42,7 @@ type TrainRequest struct {
 	TestFraction  float64                `protobuf:"fixed64,12,opt,name=test_fraction,json=testFraction,proto3" json:"test_fraction,omitempty"` // 0 < f < 1
 	Seed          uint64                 `protobuf:"varint,13,opt,name=seed,proto3" json:"seed,omitempty"`                                      // split and mini-batch schedule
 	PsiProtocol   string                 `protobuf:"bytes,14,opt,name=psi_protocol,json=psiProtocol,proto3" json:"psi_protocol,omitempty"`      // ecdh (default) or kkrt
+	AlignJobId    string                 `protobuf:"bytes,15,opt,name=align_job_id,json=alignJobId,proto3" json:"align_job_id,omitempty"`       // reuse this finished alignment (veil psi align) instead of running one
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -170,6 +171,13 @@ func (x *TrainRequest) GetSeed() uint64 {
 func (x *TrainRequest) GetPsiProtocol() string {
 	if x != nil {
 		return x.PsiProtocol
+	}
+	return ""
+}
+
+func (x *TrainRequest) GetAlignJobId() string {
+	if x != nil {
+		return x.AlignJobId
 	}
 	return ""
 }
@@ -944,7 +952,7 @@ var File_veil_v1_train_proto protoreflect.FileDescriptor
 
 const file_veil_v1_train_proto_rawDesc = "" +
 	"\n" +
-	"\x13veil/v1/train.proto\x12\aveil.v1\"\x88\x03\n" +
+	"\x13veil/v1/train.proto\x12\aveil.v1\"\xaa\x03\n" +
 	"\fTrainRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vlabel_party\x18\x02 \x01(\tR\n" +
@@ -963,7 +971,9 @@ const file_veil_v1_train_proto_rawDesc = "" +
 	"\bpatience\x18\v \x01(\x03R\bpatience\x12#\n" +
 	"\rtest_fraction\x18\f \x01(\x01R\ftestFraction\x12\x12\n" +
 	"\x04seed\x18\r \x01(\x04R\x04seed\x12!\n" +
-	"\fpsi_protocol\x18\x0e \x01(\tR\vpsiProtocol\"\xba\x01\n" +
+	"\fpsi_protocol\x18\x0e \x01(\tR\vpsiProtocol\x12 \n" +
+	"\falign_job_id\x18\x0f \x01(\tR\n" +
+	"alignJobId\"\xba\x01\n" +
 	"\rTrainProgress\x12\x14\n" +
 	"\x05phase\x18\x01 \x01(\tR\x05phase\x12\x1c\n" +
 	"\titeration\x18\x02 \x01(\x03R\titeration\x12\x1e\n" +
