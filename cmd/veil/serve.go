@@ -79,6 +79,7 @@ type agentFlags struct {
 	data, query, idColumn, idFormat, label string
 	drop, categorical                      []string
 	missingIndicators, skipBadRows         bool
+	clip                                   float64
 }
 
 func (f *agentFlags) register(cmd *cobra.Command) {
@@ -90,6 +91,7 @@ func (f *agentFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringSliceVar(&f.drop, "drop", nil, "columns to ignore (repeatable)")
 	cmd.Flags().StringSliceVar(&f.categorical, "categorical", nil, "numeric-looking columns to one-hot encode (repeatable)")
 	cmd.Flags().BoolVar(&f.missingIndicators, "missing-indicators", false, "add a <col>_missing 0/1 column for columns with missing values")
+	cmd.Flags().Float64Var(&f.clip, "clip", 0, "winsorise numeric columns at this quantile and 1 minus it (e.g. 0.01 for heavy-tailed ratios)")
 	cmd.Flags().BoolVar(&f.skipBadRows, "skip-bad-rows", false, "drop rows with a bad ID, duplicate ID or bad value (counted warnings) instead of failing")
 }
 
@@ -99,7 +101,7 @@ func (f *agentFlags) load(ctx context.Context) (*dataset.Table, error) {
 	}
 	return dataset.Load(ctx, dataset.Source{Data: f.data, Query: f.query}, dataset.Options{
 		IDColumn: f.idColumn, IDFormat: f.idFormat, LabelColumn: f.label, Drop: f.drop,
-		Categorical: f.categorical, MissingIndicators: f.missingIndicators, SkipBadRows: f.skipBadRows,
+		Categorical: f.categorical, MissingIndicators: f.missingIndicators, SkipBadRows: f.skipBadRows, Clip: f.clip,
 	})
 }
 
