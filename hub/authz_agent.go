@@ -1,11 +1,16 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -77,20 +82,90 @@ func (z *agentAuthz) close() {
 // is a refusal. A refusal is a PermissionDenied status whose message starts
 // with the reason.
 func (a *Agent) Authorize(ctx context.Context, token string, req grant.Request) (*grant.Grant, error) {
-	g, err := a.authz.verifier.Verify(ctx, token, req)
-	rec := usageRecord{Job: req.JobID, Bank: req.Audience, Subject: req.Subject, Scope: strings.Join(req.Scopes, " ")}
+	gs, refs, err := a.AuthorizeBatch(ctx, []AuthorizeItem{{Token: token, Request: req}})
 	if err != nil {
-		if r := grant.ReasonOf(err); r != "" {
-			rec.Kind, rec.Detail = "grant_refused", string(r)
-			a.recordUse(rec)
-			a.log.Warn("grant refused", "reason", r, "bank", req.Audience, "scopes", req.Scopes, "job", req.JobID)
-		}
-		return nil, grantStatus(err)
+		return nil, err
 	}
-	rec.Kind, rec.Subject = "grant_use", g.Issuer
-	rec.Detail = fmt.Sprintf("grant %s use %d of %d, purpose %s", g.ID, g.Uses, g.MaxUses, g.Purpose)
-	a.recordUse(rec)
-	return g, nil
+	if refs[0] != nil {
+		return nil, refs[0]
+	}
+	return gs[0], nil
+}
+
+// AuthorizeBatch is Authorize for many grants at once: signatures not seen
+// before are verified on all cores (then cached by token hash), revocations
+// and use counts are checked and counted in ONE transaction of the agent's
+// own store, and every decision (allowed use or refusal with its reason) is
+// appended to usage.jsonl with ONE write before AuthorizeBatch returns.
+// grants[i] is the verified grant of items[i] or nil, and refusals[i] its
+// PermissionDenied status. If err is not nil nothing may be released (uses
+// counted before a failure stay counted: fail closed).
+func (a *Agent) AuthorizeBatch(ctx context.Context, items []AuthorizeItem) (grants []*grant.Grant, refusals []error, err error) {
+	if len(items) == 0 {
+		return nil, nil, nil
+	}
+	bi := make([]grant.BatchItem, len(items))
+	for i, it := range items {
+		bi[i] = grant.BatchItem{Token: it.Token, Request: it.Request}
+	}
+	ds, grants, refusals, err := a.authz.verifier.VerifyBatch(ctx, bi)
+	if err != nil {
+		return nil, nil, grantStatus(err)
+	}
+	recs := make([]usageRecord, len(ds))
+	reasons := map[grant.Reason]int{}
+	now := time.Now().UTC()
+	for i, d := range ds {
+		req := d.Request
+		rec := usageRecord{Time: now, Job: req.JobID, Bank: req.Audience, Subject: req.Subject, Scope: strings.Join(req.Scopes, " ")}
+		if d.Allowed {
+			g := grants[i]
+			rec.Kind, rec.Subject = "grant_use", g.Issuer
+			rec.Detail = "grant " + g.ID + " use " + strconv.FormatInt(g.Uses, 10) + " of " + strconv.FormatInt(g.MaxUses, 10) + ", purpose " + g.Purpose
+		} else {
+			rec.Kind, rec.Detail = "grant_refused", string(d.Reason)
+			reasons[d.Reason]++
+			refusals[i] = grantStatus(refusals[i])
+		}
+		recs[i] = rec
+	}
+	if err := a.recordUses(recs); err != nil {
+		return nil, nil, status.Errorf(codes.Internal, "usage record: %v", err)
+	}
+	if len(reasons) > 0 {
+		a.log.Warn("grants refused", "refused", reasons, "bank", items[0].Request.Audience, "job", items[0].Request.JobID)
+	}
+	return grants, refusals, nil
+}
+
+// recordUses appends records to <data-dir>/usage.jsonl (the format of
+// recordUse) with one buffered write; unlike recordUse it reports a
+// failure, so a batch whose uses are not on record is not answered.
+func (a *Agent) recordUses(recs []usageRecord) error {
+	if a.cfg.DataDir == "" || len(recs) == 0 {
+		return nil
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for _, r := range recs {
+		if r.Time.IsZero() {
+			r.Time = time.Now().UTC()
+		}
+		if err := enc.Encode(r); err != nil {
+			return fmt.Errorf("encode usage record: %w", err)
+		}
+	}
+	a.usageMu.Lock()
+	defer a.usageMu.Unlock()
+	f, err := os.OpenFile(filepath.Join(a.cfg.DataDir, "usage.jsonl"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (z *agentAuthz) put(ctx context.Context, uscc string, key []byte) (bool, error) {
@@ -141,14 +216,35 @@ func (z *agentAuthz) Revoke(ctx context.Context, req *veilv1.AgentRevokeRequest)
 	return &veilv1.AgentRevokeResponse{Uscc: rev.Issuer, GrantId: rev.GrantID}, nil
 }
 
-// Sync records the whole directory, then every revocation it can verify.
+// Sync records the whole directory (one transaction), then every
+// revocation it can verify.
 func (z *agentAuthz) Sync(ctx context.Context, req *veilv1.AgentAuthzSyncRequest) (*veilv1.AgentAuthzSyncResponse, error) {
 	out := &veilv1.AgentAuthzSyncResponse{}
-	for _, e := range req.GetEnterprises() {
-		if _, err := z.put(ctx, e.GetUscc(), e.GetPublicKey()); err != nil {
-			return nil, err
+	if z.dir != nil {
+		es := make([]grant.Enterprise, 0, len(req.GetEnterprises()))
+		for _, e := range req.GetEnterprises() {
+			if len(e.GetPublicKey()) != ed25519.PublicKeySize {
+				return nil, status.Errorf(codes.InvalidArgument, "enterprise %s: key has %d bytes, want %d", e.GetUscc(), len(e.GetPublicKey()), ed25519.PublicKeySize)
+			}
+			es = append(es, grant.Enterprise{USCC: e.GetUscc(), Key: ed25519.PublicKey(e.GetPublicKey())})
 		}
-		out.Enterprises++
+		changed, err := z.dir.RegisterEnterprises(ctx, es)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "sync directory: %v", err)
+		}
+		forget := make(map[string]bool, len(changed))
+		for _, u := range changed {
+			forget[u] = true
+		}
+		z.verifier.ForgetEnterprises(forget)
+		out.Enterprises = int64(len(es))
+	} else {
+		for _, e := range req.GetEnterprises() {
+			if _, err := z.put(ctx, e.GetUscc(), e.GetPublicKey()); err != nil {
+				return nil, err
+			}
+			out.Enterprises++
+		}
 	}
 	for _, tok := range req.GetRevocations() {
 		if _, err := z.verifier.Revoke(ctx, tok); err != nil {

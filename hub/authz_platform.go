@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -79,12 +80,6 @@ func (r recorder) RecordDecision(ctx context.Context, d grant.Decision) error {
 	if r.kind != "" {
 		e.Kind = r.kind
 		e.Details["check_only"] = "true"
-	}
-	if b, ok := ctx.Value(batchKey{}).(*decisionBatch); ok {
-		// AuthorizeBatch commits all of them in one transaction before it
-		// returns any result.
-		b.entries = append(b.entries, e)
-		return nil
 	}
 	// Commit even if the caller hung up: a decision is always logged.
 	got, err := r.log.Append(context.WithoutCancel(ctx), e)
@@ -194,16 +189,14 @@ func (z *platformAuthz) start(ctx context.Context) (wait func()) {
 // a gRPC PermissionDenied status whose message starts with the reason
 // ("revoked: ..."); see GrantRefusal for the client side.
 func (p *Platform) Authorize(ctx context.Context, token string, req grant.Request) (*grant.Grant, error) {
-	if req.Audience == "" {
-		if c, ok := CallerFrom(ctx); ok {
-			req.Audience = c.Name
-		}
-	}
-	g, err := p.authz.verifier.Verify(ctx, token, req)
+	gs, refs, err := p.AuthorizeBatch(ctx, []AuthorizeItem{{Token: token, Request: req}})
 	if err != nil {
-		return nil, grantStatus(err)
+		return nil, err
 	}
-	return g, nil
+	if refs[0] != nil {
+		return nil, refs[0]
+	}
+	return gs[0], nil
 }
 
 // AuthorizeItem is one grant check of a batch.
@@ -212,38 +205,58 @@ type AuthorizeItem struct {
 	Request grant.Request
 }
 
-type batchKey struct{}
-
-type decisionBatch struct{ entries []audit.Entry }
-
-// AuthorizeBatch checks many grants (batch scoring) as Authorize does, but
-// commits all the decisions to the audit log in one transaction (AppendBatch)
-// before it returns. grants[i] is the verified grant of items[i] or nil, and
-// refusals[i] its PermissionDenied status ("<reason>: ..."). If err is not
-// nil (an internal failure, e.g. the audit log could not be written) no
-// result may be released: uses already counted stay counted (fail closed).
+// AuthorizeBatch checks many grants (batch scoring) as Authorize does:
+// signatures of tokens not seen before are verified on all cores (then
+// cached by token hash), and the stateful part runs in ONE database
+// transaction: the audit log's sequence numbers are reserved (its write
+// lock), the grants' revocations are looked up and their use counts
+// incremented with a few multi-row statements, and every decision (allow or
+// deny, with the reason) is appended to the audit log; all of it commits
+// together before AuthorizeBatch returns. grants[i] is the verified grant of
+// items[i] or nil, and refusals[i] its PermissionDenied status ("<reason>:
+// ..."). If err is not nil (an internal failure, e.g. the audit log could
+// not be written) nothing was committed, no use was counted, and no result
+// may be released. An empty Request.Audience is the authenticated caller.
 func (p *Platform) AuthorizeBatch(ctx context.Context, items []AuthorizeItem) (grants []*grant.Grant, refusals []error, err error) {
 	caller, hasCaller := CallerFrom(ctx)
-	b := &decisionBatch{entries: make([]audit.Entry, 0, len(items))}
-	bctx := context.WithValue(ctx, batchKey{}, b)
-	grants, refusals = make([]*grant.Grant, len(items)), make([]error, len(items))
+	bi := make([]grant.BatchItem, len(items))
 	for i, it := range items {
-		req := it.Request
-		if req.Audience == "" && hasCaller {
-			req.Audience = caller.Name
+		bi[i] = grant.BatchItem{Token: it.Token, Request: it.Request}
+		if bi[i].Request.Audience == "" && hasCaller {
+			bi[i].Request.Audience = caller.Name
 		}
-		g, verr := p.authz.verifier.Verify(bctx, it.Token, req)
-		if verr != nil {
-			if grant.ReasonOf(verr) == "" {
-				return nil, nil, grantStatus(verr)
-			}
-			refusals[i] = grantStatus(verr)
-			continue
-		}
-		grants[i] = g
 	}
-	if _, err := p.authz.log.AppendBatch(context.WithoutCancel(ctx), b.entries); err != nil {
-		return nil, nil, status.Errorf(codes.Internal, "audit log: %v", err)
+	if len(items) == 0 {
+		return nil, nil, nil
+	}
+	b, err := p.authz.verifier.PrepareBatch(ctx, bi)
+	if err != nil {
+		return nil, nil, grantStatus(err)
+	}
+	// Commit even if the caller hung up: decisions are always logged.
+	_, err = p.authz.log.AppendBatchFunc(context.WithoutCancel(ctx), b.Len(), func(ctx context.Context, tx *sql.Tx) ([]audit.Entry, error) {
+		outs, err := p.authz.grants.UseBatchTx(ctx, tx, b.Uses())
+		if err != nil {
+			return nil, err
+		}
+		ds, gs, refs, err := b.Finish(outs)
+		if err != nil {
+			return nil, err
+		}
+		entries := make([]audit.Entry, len(ds))
+		for i, d := range ds {
+			entries[i] = audit.EntryFromDecision(d, p.authz.name)
+		}
+		grants, refusals = gs, refs
+		return entries, nil
+	})
+	if err != nil {
+		return nil, nil, status.Errorf(codes.Internal, "grant check: %v", err)
+	}
+	for i, r := range refusals {
+		if r != nil {
+			refusals[i] = grantStatus(r)
+		}
 	}
 	return grants, refusals, nil
 }
@@ -800,4 +813,77 @@ func (c *nonceCache) use(key string, now time.Time, ttl time.Duration) error {
 	}
 	c.seen[key] = now.Add(ttl)
 	return nil
+}
+
+// ImportEnterprises registers many enterprises' grant keys at once (bulk
+// onboarding, benchmarks): the registrations of new or changed keys are
+// appended to the audit log in one transaction first (a key in effect is
+// always in the log), then stored in one transaction, and the directory is
+// pushed to every registered agent with one Sync each. Keys are replaced
+// without asking (an operator's bulk action). It returns how many keys were
+// new or changed. It also works on a platform that is not serving yet (the
+// agents registered later get the directory when they are added).
+func (p *Platform) ImportEnterprises(ctx context.Context, es []grant.Enterprise) (int, error) {
+	z := p.authz
+	usccs := make([]string, 0, len(es))
+	for i := range es {
+		es[i].USCC = dataset.NormalizeID(es[i].USCC)
+		if err := dataset.ValidUSCC(es[i].USCC); err != nil {
+			return 0, status.Errorf(codes.InvalidArgument, "import enterprises: row %d: %v", i, err)
+		}
+		if len(es[i].Key) != ed25519.PublicKeySize {
+			return 0, status.Errorf(codes.InvalidArgument, "import enterprises: %s: key has %d bytes, want %d", es[i].USCC, len(es[i].Key), ed25519.PublicKeySize)
+		}
+		usccs = append(usccs, es[i].USCC)
+	}
+	old, err := z.grants.EnterpriseKeys(ctx, usccs)
+	if err != nil {
+		return 0, status.Errorf(codes.Internal, "import enterprises: %v", err)
+	}
+	caller, ok := CallerFrom(ctx)
+	if !ok {
+		caller.Name = z.name
+	}
+	var entries []audit.Entry
+	var changed []grant.Enterprise
+	for _, e := range es {
+		o, had := old[e.USCC]
+		if had && o.Equal(e.Key) {
+			continue
+		}
+		entry := audit.Entry{Kind: audit.KindEnterpriseRegistered, Actor: caller.Name, Subject: e.USCC,
+			Details: map[string]string{"fingerprint": keys.Fingerprint(e.Key), "bulk": "true"}}
+		if had {
+			entry.Details["replaced_fingerprint"] = keys.Fingerprint(o)
+		}
+		entries = append(entries, entry)
+		changed = append(changed, e)
+		old[e.USCC] = e.Key // a USCC listed twice is logged once per change
+	}
+	if len(changed) == 0 {
+		return 0, nil
+	}
+	if _, err := z.log.AppendBatch(ctx, entries); err != nil {
+		return 0, status.Errorf(codes.Internal, "import enterprises: audit log: %v", err)
+	}
+	if _, err := z.grants.RegisterEnterprises(ctx, changed); err != nil {
+		return 0, status.Errorf(codes.Internal, "import enterprises: %v", err)
+	}
+	forget := make(map[string]bool, len(changed))
+	for _, e := range changed {
+		forget[e.USCC] = true
+	}
+	z.verifier.ForgetEnterprises(forget)
+	z.checker.ForgetEnterprises(forget)
+	parties, err := p.registry.ListParties(ctx)
+	if err != nil {
+		return len(changed), status.Errorf(codes.Internal, "import enterprises: registry: %v", err)
+	}
+	for _, party := range parties {
+		if err := z.syncAgent(ctx, party); err != nil {
+			return len(changed), status.Errorf(codes.Unavailable, "import enterprises: %v", err)
+		}
+	}
+	p.log.Info("enterprises imported", "count", len(es), "changed", len(changed), "by", caller.Name)
+	return len(changed), nil
 }

@@ -257,30 +257,32 @@ func (s *agentScore) Prepare(ctx context.Context, req *veilv1.AgentScorePrepareR
 	rows := s.rowIndex()
 	table := s.a.cfg.Table
 	scope := "score:" + sp.model
-	err = he.Parallel(ctx, len(items), func() (struct{}, error) { return struct{}{}, nil }, func(_ struct{}, i int) error {
-		it := items[i]
+	// This party's own check of every row's grant, as one batch (one local
+	// transaction, one usage-record write) before any partial logit exists.
+	checks := make([]AuthorizeItem, len(items))
+	for i, it := range items {
+		checks[i] = AuthorizeItem{Token: it.GetGrant(), Request: grant.Request{Audience: req.GetBank(), Subject: it.GetEnterprise(), Scopes: []string{scope}, JobID: req.GetRequestId()}}
+	}
+	_, refs, err := s.a.AuthorizeBatch(ctx, checks)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "score prepare: grant check: %v", status.Convert(err).Message())
+	}
+	for i, it := range items {
 		u[i] = math.NaN()
-		if _, err := s.a.Authorize(ctx, it.GetGrant(), grant.Request{Audience: req.GetBank(), Subject: it.GetEnterprise(), Scopes: []string{scope}, JobID: req.GetRequestId()}); err != nil {
-			if _, _, ok := GrantRefusal(err); !ok {
-				return err
-			}
-			reasons[i] = refusalReason(err)
-			return nil
+		if refs[i] != nil {
+			reasons[i] = refusalReason(refs[i])
+			continue
 		}
 		r, ok := rows[dataset.NormalizeID(it.GetEnterprise())]
 		if !ok {
 			reasons[i] = "unknown enterprise at " + s.a.Name()
-			return nil
+			continue
 		}
 		var v float64
 		for k, c := range sp.cols {
 			v += table.Columns[c][r] * sp.weights[k]
 		}
 		u[i] = v
-		return nil
-	})
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "score prepare: %v", err)
 	}
 	resp := &veilv1.AgentScorePrepareResponse{}
 	for i, r := range reasons {

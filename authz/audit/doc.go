@@ -9,6 +9,12 @@
 // the refusal reason), every PSI, training and scoring job. Log.Append
 // commits the entry before it returns, so a caller that appends first and
 // releases a result afterwards never releases anything unlogged.
+// Log.AppendBatch commits many entries in one transaction, and
+// Log.AppendBatchFunc lets the caller build them inside that transaction
+// after the log's write lock is taken: the platform counts the grants' uses
+// there, so the uses and the decisions' entries commit together or not at
+// all. Marshal is a hand-written encoder checked byte for byte against the
+// encoding/json reference (it runs once per grant decision).
 //
 // # Structure
 //

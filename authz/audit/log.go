@@ -119,20 +119,33 @@ func (l *Log) AppendBatch(ctx context.Context, entries []Entry) ([]Entry, error)
 	if len(entries) == 0 {
 		return nil, nil
 	}
-	out := make([]Entry, len(entries))
-	copy(out, entries)
-	for i := range out {
-		// Time is filled in below when zero; check everything else now,
-		// before taking the lock.
-		chk := out[i]
-		if chk.Time.IsZero() {
-			chk.Time = time.Unix(0, 0)
-		}
-		if err := chk.Validate(); err != nil {
+	for i := range entries {
+		if err := validateForAppend(entries[i]); err != nil {
 			return nil, fmt.Errorf("append entry %d: %w", i, err)
 		}
 	}
+	return l.AppendBatchFunc(ctx, len(entries), func(context.Context, *sql.Tx) ([]Entry, error) { return entries, nil })
+}
 
+// validateForAppend checks an entry as Validate does; Time is filled in at
+// append time when zero.
+func validateForAppend(e Entry) error {
+	if e.Time.IsZero() {
+		e.Time = time.Unix(0, 0)
+	}
+	return e.Validate()
+}
+
+// AppendBatchFunc appends n entries that build computes inside the append's
+// transaction, after the log's write lock is taken: build may read and write
+// other tables of the same database through tx (the platform counts grant
+// uses there), and everything commits together or not at all. build must
+// return exactly n entries and must not use the database other than through
+// tx. Appends are serialised, so build should be quick.
+func (l *Log) AppendBatchFunc(ctx context.Context, n int, build func(ctx context.Context, tx *sql.Tx) ([]Entry, error)) ([]Entry, error) {
+	if n <= 0 {
+		return nil, nil
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	tx, err := l.db.SQL.BeginTx(ctx, nil)
@@ -140,8 +153,11 @@ func (l *Log) AppendBatch(ctx context.Context, entries []Entry) ([]Entry, error)
 		return nil, fmt.Errorf("append: begin: %w", err)
 	}
 	defer tx.Rollback()
+	return l.appendTx(ctx, tx, n, build)
+}
 
-	n := uint64(len(out))
+func (l *Log) appendTx(ctx context.Context, tx *sql.Tx, count int, build func(ctx context.Context, tx *sql.Tx) ([]Entry, error)) ([]Entry, error) {
+	n := uint64(count)
 	// The UPDATE takes the write lock (SQLite) or the row lock (PostgreSQL)
 	// before the size is read, so concurrent appenders get dense,
 	// non-overlapping sequence numbers.
@@ -156,6 +172,20 @@ func (l *Log) AppendBatch(ctx context.Context, entries []Entry) ([]Entry, error)
 	rng, err := l.rangeAt(ctx, tx, start)
 	if err != nil {
 		return nil, fmt.Errorf("append: %w", err)
+	}
+	built, err := build(ctx, tx)
+	if err != nil {
+		return nil, fmt.Errorf("append: %w", err)
+	}
+	if len(built) != count {
+		return nil, fmt.Errorf("append: %d entries built, %d reserved", len(built), count)
+	}
+	out := make([]Entry, count)
+	copy(out, built)
+	for i := range out {
+		if err := validateForAppend(out[i]); err != nil {
+			return nil, fmt.Errorf("append entry %d: %w", i, err)
+		}
 	}
 
 	now := l.cfg.Now().UTC().Truncate(time.Microsecond)

@@ -72,6 +72,19 @@ func (c *verifiedCache) forgetIssuer(iss string) {
 	}
 }
 
+func (c *verifiedCache) forgetIssuers(iss map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for el := c.order.Front(); el != nil; {
+		next := el.Next()
+		if it := el.Value.(*cacheItem); iss[it.claims.Issuer] {
+			c.order.Remove(el)
+			delete(c.items, it.sum)
+		}
+		el = next
+	}
+}
+
 func (c *verifiedCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

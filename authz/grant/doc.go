@@ -24,6 +24,24 @@
 // DecisionRecorder receives every decision (allow and deny) before Verify
 // returns, so the caller can put it in the audit log first.
 //
+// # Batches
+//
+// Batch scoring checks thousands of grants per call. Verifier.PrepareBatch
+// runs steps 1-5 except revocation and the use count for every item: cache
+// hits (keyed by SHA-256 of the token, LRU with a TTL, DefaultCacheSize
+// entries) cost a hash; misses are verified by a worker pool on all cores,
+// with the directory keys of the requests' subjects fetched in one query
+// (BatchDirectory). The remaining stateful checks run as one unit: the
+// caller passes Batch.Uses to a BatchUseStore (SQLStore.UseBatchTx: a few
+// multi-row statements in the caller's transaction) and Batch.Finish turns
+// the outcomes into the decisions, which the caller commits in the same
+// transaction (the platform: with its audit entries). Verifier.VerifyBatch
+// does all of it for a party whose store runs its own transaction. Items are
+// applied in order, so a grant named twice in one batch gets two uses and
+// never more than max_uses; use counts stay exact under concurrent batches
+// (PostgreSQL: the counter rows are created, then locked, before they are
+// read; SQLite: one writer).
+//
 // Revocations are themselves compact JWS objects signed by the enterprise
 // (typ "veil-revocation+jwt"), so a platform cannot revoke (or claim to have
 // revoked) a grant on an enterprise's behalf, and the signed revocation can be

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"veil/hub/store"
@@ -43,6 +44,8 @@ var (
 	_ Directory       = (*SQLStore)(nil)
 	_ RevocationStore = (*SQLStore)(nil)
 	_ UseCounter      = (*SQLStore)(nil)
+	_ BatchUseStore   = (*SQLStore)(nil)
+	_ BatchDirectory  = (*SQLStore)(nil)
 )
 
 // NewSQLStore migrates the grant tables and returns the store.
@@ -228,4 +231,303 @@ func (s *SQLStore) UseCount(ctx context.Context, issuer, grantID string) (int64,
 		return 0, fmt.Errorf("use count of %s/%s: %w", issuer, grantID, err)
 	}
 	return n, nil
+}
+
+// batchParams bounds the bound parameters of one statement (SQLite allows
+// 32766, PostgreSQL 65535).
+const batchParams = 8000
+
+// placeholders returns "(?, ?), (?, ?), ..." for rows of cols values.
+func placeholders(rows, cols int) string {
+	b := make([]byte, 0, rows*(3*cols+2))
+	for r := range rows {
+		if r > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, '(')
+		for c := range cols {
+			if c > 0 {
+				b = append(b, ", "...)
+			}
+			b = append(b, '?')
+		}
+		b = append(b, ')')
+	}
+	return string(b)
+}
+
+// inList returns "?, ?, ..." for n values.
+func inList(n int) string {
+	b := make([]byte, 0, 3*n)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, '?')
+	}
+	return string(b)
+}
+
+// EnterpriseKeys implements BatchDirectory with one query per few thousand
+// enterprises.
+func (s *SQLStore) EnterpriseKeys(ctx context.Context, usccs []string) (map[string]ed25519.PublicKey, error) {
+	out := make(map[string]ed25519.PublicKey, len(usccs))
+	for lo := 0; lo < len(usccs); lo += batchParams {
+		part := usccs[lo:min(lo+batchParams, len(usccs))]
+		args := make([]any, len(part))
+		for i, u := range part {
+			args[i] = u
+		}
+		rows, err := s.db.SQL.QueryContext(ctx, s.db.Rebind(`SELECT uscc, public_key FROM grant_enterprises WHERE uscc IN (`+inList(len(part))+`)`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("enterprise keys: %w", err)
+		}
+		for rows.Next() {
+			var u, enc string
+			if err := rows.Scan(&u, &enc); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("enterprise keys: %w", err)
+			}
+			key, err := base64.StdEncoding.DecodeString(enc)
+			if err != nil || len(key) != ed25519.PublicKeySize {
+				rows.Close()
+				return nil, fmt.Errorf("enterprise key %q: stored key is corrupt", u)
+			}
+			out[u] = key
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("enterprise keys: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// RegisterEnterprises records many enterprises' keys in one transaction
+// (replacing existing keys) and returns the USCCs whose key changed. Bulk
+// onboarding and an agent's directory sync use it.
+func (s *SQLStore) RegisterEnterprises(ctx context.Context, es []Enterprise) ([]string, error) {
+	for _, e := range es {
+		if e.USCC == "" || len(e.USCC) > maxPartyLen || !isPrintable(e.USCC) {
+			return nil, fmt.Errorf("register enterprises: missing or bad USCC %.40q", e.USCC)
+		}
+		if len(e.Key) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("register enterprise %s: key has %d bytes, want %d", e.USCC, len(e.Key), ed25519.PublicKeySize)
+		}
+	}
+	tx, err := s.db.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("register enterprises: %w", err)
+	}
+	defer tx.Rollback()
+	old := make(map[string]string, len(es))
+	want := make(map[string]string, len(es))
+	var order []string
+	for _, e := range es {
+		if _, dup := want[e.USCC]; !dup {
+			order = append(order, e.USCC)
+		}
+		want[e.USCC] = base64.StdEncoding.EncodeToString(e.Key)
+	}
+	for lo := 0; lo < len(order); lo += batchParams {
+		part := order[lo:min(lo+batchParams, len(order))]
+		args := make([]any, len(part))
+		for i, u := range part {
+			args[i] = u
+		}
+		rows, err := tx.QueryContext(ctx, s.db.Rebind(`SELECT uscc, public_key FROM grant_enterprises WHERE uscc IN (`+inList(len(part))+`)`), args...)
+		if err != nil {
+			return nil, fmt.Errorf("register enterprises: %w", err)
+		}
+		for rows.Next() {
+			var u, enc string
+			if err := rows.Scan(&u, &enc); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("register enterprises: %w", err)
+			}
+			old[u] = enc
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("register enterprises: %w", err)
+		}
+	}
+	var changed []string
+	for _, u := range order {
+		if o, ok := old[u]; !ok || o != want[u] {
+			changed = append(changed, u)
+		}
+	}
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	const cols = 3
+	for lo := 0; lo < len(changed); lo += batchParams / cols {
+		part := changed[lo:min(lo+batchParams/cols, len(changed))]
+		args := make([]any, 0, cols*len(part))
+		for _, u := range part {
+			args = append(args, u, want[u], now)
+		}
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO grant_enterprises (uscc, public_key, registered_at) VALUES `+placeholders(len(part), cols)+`
+			ON CONFLICT (uscc) DO UPDATE SET public_key = excluded.public_key, registered_at = excluded.registered_at`), args...); err != nil {
+			return nil, fmt.Errorf("register enterprises: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("register enterprises: commit: %w", err)
+	}
+	return changed, nil
+}
+
+// UseBatch implements BatchUseStore in its own transaction.
+func (s *SQLStore) UseBatch(ctx context.Context, reqs []UseRequest) ([]UseOutcome, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	tx, err := s.db.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("use batch: begin: %w", err)
+	}
+	defer tx.Rollback()
+	out, err := s.UseBatchTx(ctx, tx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("use batch: commit: %w", err)
+	}
+	return out, nil
+}
+
+// UseBatchTx checks revocation and records uses for reqs (in order) inside
+// tx, so that a caller can commit them atomically with other writes (the
+// platform commits them with the audit entries of the decisions: if the log
+// cannot be written, no use is counted either). A few statements per few
+// thousand grants, whatever the batch size.
+//
+// Exactness under concurrency: on PostgreSQL the grants' rows are first
+// created if missing and then locked (SELECT ... FOR UPDATE) before they
+// are read, so a concurrent batch or Use waits; on SQLite the transaction
+// is the only writer (a read snapshot that went stale fails the write with
+// SQLITE_BUSY instead of overwriting a newer count).
+func (s *SQLStore) UseBatchTx(ctx context.Context, tx *sql.Tx, reqs []UseRequest) ([]UseOutcome, error) {
+	out := make([]UseOutcome, len(reqs))
+	if len(reqs) == 0 {
+		return out, nil
+	}
+	type key struct{ iss, id string }
+	var keys []key
+	seen := make(map[key]bool, len(reqs))
+	var issuers []string
+	seenIss := map[string]bool{}
+	for _, r := range reqs {
+		k := key{r.Issuer, r.GrantID}
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+		if !seenIss[r.Issuer] {
+			seenIss[r.Issuer] = true
+			issuers = append(issuers, r.Issuer)
+		}
+	}
+	pg := s.db.Dialect == store.Postgres
+	if pg {
+		// Create missing rows (no-op for existing ones) so that every row
+		// can be locked below; a concurrent creator of the same row makes
+		// this wait for its commit.
+		for lo := 0; lo < len(keys); lo += batchParams / 2 {
+			part := keys[lo:min(lo+batchParams/2, len(keys))]
+			args := make([]any, 0, 2*len(part))
+			for _, k := range part {
+				args = append(args, k.iss, k.id)
+			}
+			vals := strings.Repeat("(?, ?, 0), ", len(part))
+			if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO grant_uses (issuer, grant_id, uses) VALUES `+
+				vals[:len(vals)-2]+` ON CONFLICT (issuer, grant_id) DO NOTHING`), args...); err != nil {
+				return nil, fmt.Errorf("use batch: create counters: %w", err)
+			}
+		}
+	}
+	revoked := map[key]bool{}
+	uses := make(map[key]int64, len(keys))
+	lock := ""
+	if pg {
+		lock = " FOR UPDATE"
+	}
+	for lo := 0; lo < len(issuers); lo += batchParams {
+		part := issuers[lo:min(lo+batchParams, len(issuers))]
+		args := make([]any, len(part))
+		for i, u := range part {
+			args[i] = u
+		}
+		in := inList(len(part))
+		if err := scanPairs(ctx, tx, s.db.Rebind(`SELECT issuer, grant_id FROM grant_revocations WHERE issuer IN (`+in+`)`), args, func(iss, id string, _ int64) {
+			revoked[key{iss, id}] = true
+		}, false); err != nil {
+			return nil, fmt.Errorf("use batch: revocation lookup: %w", err)
+		}
+		if err := scanPairs(ctx, tx, s.db.Rebind(`SELECT issuer, grant_id, uses FROM grant_uses WHERE issuer IN (`+in+`)`+lock), args, func(iss, id string, n int64) {
+			if seen[key{iss, id}] {
+				uses[key{iss, id}] = n
+			}
+		}, true); err != nil {
+			return nil, fmt.Errorf("use batch: read counters: %w", err)
+		}
+	}
+	changed := map[key]bool{}
+	for i, r := range reqs {
+		k := key{r.Issuer, r.GrantID}
+		if revoked[k] {
+			out[i].Revoked = true
+			continue
+		}
+		n := uses[k]
+		if r.Max >= 1 && n < r.Max {
+			n++
+			uses[k] = n
+			changed[k] = true
+			out[i].Used = true
+		}
+		out[i].Count = n
+	}
+	var upd []key
+	for _, k := range keys {
+		if changed[k] {
+			upd = append(upd, k)
+		}
+	}
+	for lo := 0; lo < len(upd); lo += batchParams / 3 {
+		part := upd[lo:min(lo+batchParams/3, len(upd))]
+		args := make([]any, 0, 3*len(part))
+		for _, k := range part {
+			args = append(args, k.iss, k.id, uses[k])
+		}
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO grant_uses (issuer, grant_id, uses) VALUES `+placeholders(len(part), 3)+`
+			ON CONFLICT (issuer, grant_id) DO UPDATE SET uses = excluded.uses`), args...); err != nil {
+			return nil, fmt.Errorf("use batch: write counters: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// scanPairs runs a query returning (issuer, grant_id[, uses]) rows.
+func scanPairs(ctx context.Context, tx *sql.Tx, query string, args []any, fn func(iss, id string, n int64), withCount bool) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var iss, id string
+		var n int64
+		if withCount {
+			err = rows.Scan(&iss, &id, &n)
+		} else {
+			err = rows.Scan(&iss, &id)
+		}
+		if err != nil {
+			return err
+		}
+		fn(iss, id, n)
+	}
+	return rows.Err()
 }

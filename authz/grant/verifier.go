@@ -20,6 +20,13 @@ import (
 // decoding. A grant with dozens of scopes is well under 2 KiB.
 const DefaultMaxTokenSize = 8 << 10
 
+// DefaultCacheSize is how many verified tokens a Verifier remembers by
+// default (about 400 bytes each, so ~100 MB when full). It must exceed the
+// grants a party sees in one cache TTL: the cache is LRU, and a batch of
+// more distinct grants than it holds, repeated in order, would miss on
+// every token.
+const DefaultCacheSize = 1 << 18
+
 // ErrUnknownEnterprise is what a Directory returns (possibly wrapped) for a
 // USCC with no registered key.
 var ErrUnknownEnterprise = errors.New("unknown enterprise")
@@ -86,8 +93,8 @@ type Config struct {
 	Leeway       time.Duration    // clock skew allowed on iat/nbf/exp; 0 means 30s, negative means none
 	MaxTokenSize int              // 0 means DefaultMaxTokenSize
 	// CacheSize is how many verified tokens are remembered so the signature
-	// and static claims are checked once per token; 0 means 65536, negative
-	// disables the cache. Expiry, audience, scope, revocation and use count
+	// and static claims are checked once per token; 0 means
+	// DefaultCacheSize, negative disables the cache. Expiry, audience, scope, revocation and use count
 	// are checked on every request regardless.
 	CacheSize int
 	// CacheTTL bounds how long a cached verification is trusted (so a key
@@ -113,7 +120,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		cfg.MaxTokenSize = DefaultMaxTokenSize
 	}
 	if cfg.CacheSize == 0 {
-		cfg.CacheSize = 65536
+		cfg.CacheSize = DefaultCacheSize
 	}
 	if cfg.CacheTTL == 0 {
 		cfg.CacheTTL = 10 * time.Minute
@@ -192,7 +199,7 @@ func (v *Verifier) verify(ctx context.Context, token string, req Request, now ti
 	}
 	if c == nil {
 		var err error
-		c, _, err = v.verifyStatic(ctx, token, GrantType, d)
+		c, _, err = v.verifyStatic(ctx, token, GrantType, d, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -202,26 +209,8 @@ func (v *Verifier) verify(ctx context.Context, token string, req Request, now ti
 	}
 	d.Claims = c
 	d.ClaimedIssuer = c.Issuer
-
-	if subtle.ConstantTimeCompare([]byte(c.Audience), []byte(req.Audience)) != 1 {
-		return nil, refuse(ReasonWrongAudience, "grant is for %q, request from %q", c.Audience, req.Audience)
-	}
-	if req.Subject != "" && subtle.ConstantTimeCompare([]byte(c.Issuer), []byte(req.Subject)) != 1 {
-		return nil, refuse(ReasonWrongSubject, "grant is from %q, request is about %q", c.Issuer, req.Subject)
-	}
-	if now.Add(v.leeway).Before(c.NotBefore) {
-		return nil, refuse(ReasonNotYetValid, "valid from %s", c.NotBefore.UTC().Format(time.RFC3339))
-	}
-	if now.Add(v.leeway).Before(c.IssuedAt) {
-		return nil, refuse(ReasonNotYetValid, "issued in the future (%s)", c.IssuedAt.UTC().Format(time.RFC3339))
-	}
-	if !now.Add(-v.leeway).Before(c.ExpiresAt) {
-		return nil, refuse(ReasonExpired, "expired at %s", c.ExpiresAt.UTC().Format(time.RFC3339))
-	}
-	for _, want := range req.Scopes {
-		if !hasScope(c.Scopes, want) {
-			return nil, refuse(ReasonOutOfScope, "scope %q not granted", want)
-		}
+	if err := v.checkClaims(c, req, now); err != nil {
+		return nil, err
 	}
 	revoked, err := v.cfg.Revocations.IsRevoked(ctx, c.Issuer, c.ID)
 	if err != nil {
@@ -239,6 +228,33 @@ func (v *Verifier) verify(ctx context.Context, token string, req Request, now ti
 		return nil, refuse(ReasonOverUseCount, "grant %s allows %d uses, all used", c.ID, c.MaxUses)
 	}
 	return &Grant{Claims: *c, TokenSHA256: sum, Uses: n}, nil
+}
+
+// checkClaims checks the request-dependent claims of a grant whose
+// signature and static claims verified: audience, subject, validity window
+// and scopes. It runs on every request, cache hit or not.
+func (v *Verifier) checkClaims(c *Claims, req Request, now time.Time) error {
+	if subtle.ConstantTimeCompare([]byte(c.Audience), []byte(req.Audience)) != 1 {
+		return refuse(ReasonWrongAudience, "grant is for %q, request from %q", c.Audience, req.Audience)
+	}
+	if req.Subject != "" && subtle.ConstantTimeCompare([]byte(c.Issuer), []byte(req.Subject)) != 1 {
+		return refuse(ReasonWrongSubject, "grant is from %q, request is about %q", c.Issuer, req.Subject)
+	}
+	if now.Add(v.leeway).Before(c.NotBefore) {
+		return refuse(ReasonNotYetValid, "valid from %s", c.NotBefore.UTC().Format(time.RFC3339))
+	}
+	if now.Add(v.leeway).Before(c.IssuedAt) {
+		return refuse(ReasonNotYetValid, "issued in the future (%s)", c.IssuedAt.UTC().Format(time.RFC3339))
+	}
+	if !now.Add(-v.leeway).Before(c.ExpiresAt) {
+		return refuse(ReasonExpired, "expired at %s", c.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	for _, want := range req.Scopes {
+		if !hasScope(c.Scopes, want) {
+			return refuse(ReasonOutOfScope, "scope %q not granted", want)
+		}
+	}
+	return nil
 }
 
 func hasScope(granted []string, want string) bool {
@@ -293,7 +309,9 @@ func checkHeader(token, wantTyp string) *Refusal {
 }
 
 // verifyStatic checks structure, header, signature and static claims.
-func (v *Verifier) verifyStatic(ctx context.Context, token, typ string, d *Decision) (*Claims, ed25519.PublicKey, error) {
+// known, when not nil, holds directory keys already fetched for this call
+// (a batch prefetches them in one query); other issuers are looked up.
+func (v *Verifier) verifyStatic(ctx context.Context, token, typ string, d *Decision, known map[string]ed25519.PublicKey) (*Claims, ed25519.PublicKey, error) {
 	if r := checkHeader(token, typ); r != nil {
 		return nil, nil, r
 	}
@@ -305,6 +323,10 @@ func (v *Verifier) verifyStatic(ctx context.Context, token, typ string, d *Decis
 	_, err := v.parser.ParseWithClaims(token, &w, func(t *jwt.Token) (any, error) {
 		if d != nil {
 			d.ClaimedIssuer = w.Issuer
+		}
+		if k, ok := known[w.Issuer]; ok && w.Issuer != "" {
+			key = k
+			return key, nil
 		}
 		key, keyErr = v.lookup(ctx, w.Issuer)
 		if keyErr != nil {
