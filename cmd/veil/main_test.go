@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 func runCLI(t *testing.T, args ...string) (string, string, int) {
@@ -113,5 +115,33 @@ func TestAgentServeNameMustMatchCertificate(t *testing.T) {
 	_, errs, code = runCLI(t, "agent", "serve", "--listen", "127.0.0.1:0", "--tls-dir", filepath.Join(dir, "tax"), "--data", filepath.Join(dir, "missing.csv"))
 	if code == 0 || !strings.Contains(errs, "missing.csv") {
 		t.Fatalf("missing data: exit %d: %s", code, errs)
+	}
+}
+
+// TestEveryCommandTeaches checks that every runnable command says what it
+// does and gives an example in its --help.
+func TestEveryCommandTeaches(t *testing.T) {
+	var walk func(c *cobra.Command)
+	n := 0
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			if sub.Hidden || sub.Name() == "help" || sub.Name() == "completion" {
+				continue
+			}
+			if sub.Short == "" {
+				t.Errorf("%s has no short description", sub.CommandPath())
+			}
+			if sub.Runnable() {
+				n++
+				if strings.TrimSpace(sub.Example) == "" {
+					t.Errorf("%s has no example", sub.CommandPath())
+				}
+			}
+			walk(sub)
+		}
+	}
+	walk(newRootCmd())
+	if n < 30 {
+		t.Fatalf("only %d runnable commands found", n)
 	}
 }
