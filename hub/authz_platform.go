@@ -336,10 +336,10 @@ func isReason(s string) bool {
 	return false
 }
 
-// onJob writes a psi_job / list_check / train_job / score_job entry for a
-// finished job (Platform.OnJob).
-func (z *platformAuthz) onJob(ctx context.Context, kind, jobID string, parties []string, result any) {
-	e := audit.Entry{Kind: audit.Kind(kind), Actor: z.name, JobID: jobID, Details: map[string]string{"parties": strings.Join(parties, ",")}}
+// onJob writes a psi_job / list_check / train_job entry when a job starts
+// and when it finishes (Platform.OnJob).
+func (z *platformAuthz) onJob(ctx context.Context, kind, jobID string, parties []string, phase string, result any) error {
+	e := audit.Entry{Kind: audit.Kind(kind), Actor: z.name, JobID: jobID, Details: map[string]string{"parties": strings.Join(parties, ","), "phase": phase}}
 	if c, ok := CallerFrom(ctx); ok {
 		e.Actor = c.Name
 	}
@@ -372,8 +372,10 @@ func (z *platformAuthz) onJob(ctx context.Context, kind, jobID string, parties [
 		}
 	}
 	if _, err := z.log.Append(context.WithoutCancel(ctx), e); err != nil {
-		z.p.log.Error("audit log: job entry not written", "job", jobID, "kind", kind, "error", err)
+		z.p.log.Error("audit log: job entry not written", "job", jobID, "kind", kind, "phase", phase, "error", err)
+		return err
 	}
+	return nil
 }
 
 // --- Authz service -----------------------------------------------------------

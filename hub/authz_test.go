@@ -428,17 +428,22 @@ func TestJobsAreAudited(t *testing.T) {
 		t.Fatal(err)
 	}
 	recs, err := d.Platform.AuditLog().Query(ctx, audit.Query{Kind: audit.KindPSIJob})
-	if err != nil || len(recs) != 1 {
+	if err != nil || len(recs) != 2 {
 		t.Fatalf("psi_job entries: %d %v", len(recs), err)
 	}
-	e := recs[0].Entry
-	if e.JobID != resp.GetJobId() || e.Actor != "platform" || len(e.Providers) != 1 || e.Providers[0] != "tax" || e.Details["intersection"] != "20" {
+	// One entry when the job started, before any party received anything,
+	// and one with the outcome.
+	if s := recs[0].Entry; s.JobID != resp.GetJobId() || s.Details["phase"] != hub.JobStarted || s.Details["intersection"] != "" {
+		t.Fatalf("psi_job start entry: %+v", s)
+	}
+	e := recs[1].Entry
+	if e.JobID != resp.GetJobId() || e.Details["phase"] != hub.JobFinished || e.Actor != "platform" || len(e.Providers) != 1 || e.Providers[0] != "tax" || e.Details["intersection"] != "20" {
 		t.Fatalf("psi_job entry: %+v", e)
 	}
 	// The provider finds the job when it asks about its own data.
 	n := 0
 	prov := d.Client(t, d.Issue(t, "tax", pki.RoleProvider))
-	if err := hub.AuditStream(ctx, prov, &veilv1.AuthzAuditQueryRequest{Provider: "tax"}, func(uint64, []byte) error { n++; return nil }); err != nil || n != 1 {
+	if err := hub.AuditStream(ctx, prov, &veilv1.AuthzAuditQueryRequest{Provider: "tax"}, func(uint64, []byte) error { n++; return nil }); err != nil || n != 2 {
 		t.Fatalf("provider query: %d %v", n, err)
 	}
 }

@@ -60,9 +60,10 @@ type Platform struct {
 	train             trainSettings  // train_platform.go
 	score             *platformScore // score_platform.go
 
-	// OnJob, when set, is told about every finished job (the audit log
-	// hooks in here).
-	OnJob func(ctx context.Context, kind, jobID string, parties []string, result any)
+	// OnJob, when set, is told when every job starts (before any party
+	// receives anything) and when it finishes; the audit log hooks in here.
+	// A job whose start cannot be recorded does not run.
+	OnJob func(ctx context.Context, kind, jobID string, parties []string, phase string, result any) error
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
@@ -300,4 +301,22 @@ func (p *Platform) PartySummary(ctx context.Context, req *veilv1.PartySummaryReq
 
 func partyProto(p store.Party) *veilv1.Party {
 	return &veilv1.Party{Name: p.Name, Role: p.Role, Address: p.Address, CertSha256: p.CertSHA, AddedUnix: p.AddedAt.Unix()}
+}
+
+// Job phases reported to OnJob.
+const (
+	JobStarted  = "started"
+	JobFinished = "finished"
+)
+
+// jobEvent reports a job's phase to OnJob. A start that cannot be recorded
+// is an error: the job must not run unaudited.
+func (p *Platform) jobEvent(ctx context.Context, kind, jobID string, parties []string, phase string, result any) error {
+	if p.OnJob == nil {
+		return nil
+	}
+	if err := p.OnJob(ctx, kind, jobID, parties, phase, result); err != nil {
+		return status.Errorf(codes.Unavailable, "%s %s: audit log: %v", kind, phase, err)
+	}
+	return nil
 }

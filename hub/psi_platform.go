@@ -74,6 +74,10 @@ func (p *Platform) RunAlignment(ctx context.Context, parties []string, protocol 
 	if err := p.jobs.Create(ctx, store.Job{ID: jobID, Kind: "psi", Parties: parties}); err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
 	}
+	if err := p.jobEvent(ctx, "psi_job", jobID, parties, JobStarted, map[string]any{"protocol": protocol}); err != nil {
+		p.jobs.Finish(context.WithoutCancel(ctx), jobID, nil, err)
+		return nil, err
+	}
 	res, err := p.relayAlignment(ctx, jobID, parties, protocol)
 	if ferr := p.jobs.Finish(context.WithoutCancel(ctx), jobID, res, err); ferr != nil && err == nil {
 		err = status.Errorf(codes.Internal, "%v", ferr)
@@ -82,8 +86,8 @@ func (p *Platform) RunAlignment(ctx context.Context, parties []string, protocol 
 	if err != nil {
 		return nil, err
 	}
-	if p.OnJob != nil {
-		p.OnJob(ctx, "psi_job", jobID, parties, res)
+	if err := p.jobEvent(ctx, "psi_job", jobID, parties, JobFinished, res); err != nil {
+		return nil, err
 	}
 	return res, nil
 }
@@ -234,6 +238,10 @@ func (s *platformPSI) CheckList(stream veilv1.PSI_CheckListServer) error {
 		Bank     string `json:"bank"`
 	}
 	result.List, result.Provider, result.Bank = st.GetList(), provider, caller.Name
+	if err := s.p.jobEvent(ctx, "list_check", jobID, []string{caller.Name, provider}, JobStarted, map[string]any{"list": st.GetList()}); err != nil {
+		s.p.jobs.Finish(context.WithoutCancel(ctx), jobID, nil, err)
+		return err
+	}
 	err = func() error {
 		ps, err := veilv1.NewAgentPSIClient(conn).ListCheck(ctx)
 		if err != nil {
@@ -303,8 +311,8 @@ func (s *platformPSI) CheckList(stream veilv1.PSI_CheckListServer) error {
 	if ferr := s.p.jobs.Finish(context.WithoutCancel(ctx), jobID, result, err); ferr != nil && err == nil {
 		err = status.Errorf(codes.Internal, "%v", ferr)
 	}
-	if err == nil && s.p.OnJob != nil {
-		s.p.OnJob(ctx, "list_check", jobID, []string{caller.Name, provider}, result)
+	if err == nil {
+		err = s.p.jobEvent(ctx, "list_check", jobID, []string{caller.Name, provider}, JobFinished, result)
 	}
 	return err
 }

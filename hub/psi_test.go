@@ -113,3 +113,32 @@ func TestListCheckOverMTLS(t *testing.T) {
 		t.Fatalf("operator list check: %v", err)
 	}
 }
+
+func TestJobDoesNotRunUnaudited(t *testing.T) {
+	d := hubtest.Start(t,
+		hubtest.AgentSpec{Name: "bank", Role: pki.RoleBank, Table: table(t, csvOf(idRange("E", 0, 30)), "")},
+		hubtest.AgentSpec{Name: "tax", Role: pki.RoleProvider, Table: table(t, csvOf(idRange("E", 10, 40)), "")},
+	)
+	audited := d.Platform.OnJob
+	var started []string
+	d.Platform.OnJob = func(ctx context.Context, kind, jobID string, parties []string, phase string, result any) error {
+		if phase == hub.JobStarted {
+			started = append(started, jobID)
+			return fmt.Errorf("disk full")
+		}
+		return audited(ctx, kind, jobID, parties, phase, result)
+	}
+	_, err := veilv1.NewPSIClient(d.Conn).Align(context.Background(), &veilv1.AlignRequest{Parties: []string{"bank", "tax"}})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "audit log") {
+		t.Fatalf("unaudited job: %v", err)
+	}
+	if len(started) != 1 {
+		t.Fatalf("start events: %v", started)
+	}
+	// No agent took part: nothing was aligned.
+	for name, a := range d.Agents {
+		if _, err := a.Alignment(started[0]); err == nil {
+			t.Fatalf("%s holds an alignment of a job that was never audited", name)
+		}
+	}
+}

@@ -166,6 +166,10 @@ func (p *Platform) Train(ctx context.Context, spec TrainSpec, progress func(Prog
 	if err := p.jobs.Create(ctx, store.Job{ID: jobID, Kind: "train", Parties: parties}); err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
 	}
+	if err := p.jobEvent(ctx, "train_job", jobID, parties, JobStarted, map[string]any{"model": spec.Name}); err != nil {
+		p.jobs.Finish(context.WithoutCancel(ctx), jobID, nil, err)
+		return nil, err
+	}
 	r := &trainRun{p: p, spec: spec, jobID: jobID, parties: parties, start: start, progress: progress,
 		coordSnaps: map[int][]byte{}}
 	m, err := r.run(ctx)
@@ -194,8 +198,8 @@ func (p *Platform) Train(ctx context.Context, spec TrainSpec, progress func(Prog
 		p.log.Error("finish job", "job", jobID, "error", ferr)
 	}
 	p.log.Info("model registered", "model", m.Name, "version", m.Version, "auc", m.AUC, "ks", m.KS, "job", jobID)
-	if p.OnJob != nil {
-		p.OnJob(ctx, "train_job", jobID, parties, summary)
+	if err := p.jobEvent(ctx, "train_job", jobID, parties, JobFinished, summary); err != nil {
+		return nil, err
 	}
 	if p.OnModelRegistered != nil {
 		if err := p.OnModelRegistered(ctx, m); err != nil {
