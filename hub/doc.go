@@ -40,6 +40,12 @@
 // in `veil audit mine`, and a platform cannot forge or suppress a
 // revocation at an agent, because agents verify the enterprise's signature.
 //
+// Jobs (PSI alignments, list checks, training) are written to the audit log
+// when they start, before any party receives a message, and again with
+// their outcome; a job whose start cannot be recorded does not run. Each
+// scoring, verification or query call commits its grant decisions first
+// and its job entry before the result is returned.
+//
 // The protocol logic itself lives in those packages as party state machines;
 // this package only carries their messages.
 package hub
