@@ -37,8 +37,10 @@
 // compromised platform could register a false key for an enterprise and
 // issue grants in its name; but every registration is an audit log entry
 // about that enterprise, which the enterprise sees (with an inclusion proof)
-// in `veil audit mine`, and a platform cannot forge or suppress a
-// revocation at an agent, because agents verify the enterprise's signature.
+// in `veil audit mine`. A platform cannot forge a revocation at an agent,
+// because agents verify the enterprise's signature; it could withhold one,
+// so an enterprise that distrusts the platform should also tell the
+// providers (their `veil agent usage` record shows every use of a grant).
 //
 // Jobs (PSI alignments, list checks, training) are written to the audit log
 // when they start, before any party receives a message, and again with
