@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"veil/hub"
+	"veil/internal/fileutil"
 	"veil/modeling/score"
 	"veil/mpc/he"
 )
@@ -60,13 +62,17 @@ with 'veil bank keys register').`,
 			if err != nil {
 				return err
 			}
-			if err := os.WriteFile(out+".key", sec, 0o600); err != nil {
+			if err := fileutil.WriteAtomic(out+".key", sec, 0o600); err != nil {
 				return fmt.Errorf("write key: %w", err)
 			}
-			if err := os.WriteFile(out+".pub", pub, 0o644); err != nil {
+			if err := fileutil.WriteAtomic(out+".pub", pub, 0o644); err != nil {
 				return fmt.Errorf("write public key: %w", err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s.key (secret, keep it here) and %s.pub (%s, fingerprint %s)\n", out, out, params.Name(), params.Fingerprint())
+			pkb, err := k.PublicKey().MarshalBinary()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote %s.key (secret, keep it here) and %s.pub (key %s, parameter set %s)\n", out, out, score.KeyID(ed25519.PublicKey(pkb)), params.Name())
 			return nil
 		},
 	}
