@@ -1,17 +1,13 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/cloudflare/circl/group"
@@ -87,7 +83,7 @@ func RunPSI(ctx context.Context, opt PSIOptions) (*PSIResult, error) {
 
 	stop := psiSampleHeap(&res.PeakHeapSysBytes)
 	a, b := psi.Pipe()
-	start, cpu0 := time.Now(), psiCPUSeconds()
+	start, cpu0 := time.Now(), selfCPU()
 	var wg sync.WaitGroup
 	var ferr error
 	wg.Add(1)
@@ -100,7 +96,7 @@ func RunPSI(ctx context.Context, opt PSIOptions) (*PSIResult, error) {
 	a.Close()
 	wg.Wait()
 	res.Seconds = time.Since(start).Seconds()
-	res.CPUSeconds = psiCPUSeconds() - cpu0
+	res.CPUSeconds = selfCPU() - cpu0
 	stop()
 	if err := errors.Join(lerr, ferr); err != nil {
 		return nil, fmt.Errorf("bench psi: %w", err)
@@ -110,17 +106,17 @@ func RunPSI(ctx context.Context, opt PSIOptions) (*PSIResult, error) {
 		return nil, fmt.Errorf("bench psi: intersection %d, want %d", al.Size, opt.N/2)
 	}
 	if opt.Protocol == psi.ProtocolECDH && !opt.SkipFloor {
-		cpu0 := psiCPUSeconds()
+		cpu0 := selfCPU()
 		floor, err := PSIFloor(ctx, opt.N, runtime.GOMAXPROCS(0))
 		if err != nil {
 			return nil, err
 		}
 		res.FloorSeconds = floor
-		res.FloorCPUSeconds = psiCPUSeconds() - cpu0
+		res.FloorCPUSeconds = selfCPU() - cpu0
 		res.Ratio = res.Seconds / floor
 		res.CPURatio = res.CPUSeconds / res.FloorCPUSeconds
 	}
-	res.PeakRSSBytes = psiVmHWM()
+	res.PeakRSSBytes = peakRSS()
 	return res, nil
 }
 
@@ -184,33 +180,4 @@ func psiSampleHeap(peak *uint64) (stop func()) {
 		}
 	}()
 	return func() { close(done); wg.Wait() }
-}
-
-// psiCPUSeconds returns the process's user+system CPU time so far.
-func psiCPUSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-// psiVmHWM returns the process's peak resident set size, or 0 if unknown.
-func psiVmHWM() uint64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err != nil {
-				return 0
-			}
-			return kb * 1024
-		}
-	}
-	return 0
 }

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -402,39 +401,6 @@ func (d *scoreDeployment) cpu() map[string]float64 {
 	}
 	out["bank"] = selfCPU()
 	return out
-}
-
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
-}
-
-// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat
-// (100 on Linux for every architecture Go supports).
-const clockTicks = 100
-
-// procCPU reads utime+stime of a process from /proc/<pid>/stat.
-func procCPU(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name (which may contain spaces) start at
-	// field 3 (state); utime and stime are fields 14 and 15.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / clockTicks
 }
 
 func cpuFigures(c0, c1 map[string]float64, order []string, n int) (rows []PartyCPU, busiest string, busiestUs, totalUs float64) {

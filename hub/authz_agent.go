@@ -1,12 +1,9 @@
 package hub
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -136,36 +133,6 @@ func (a *Agent) AuthorizeBatch(ctx context.Context, items []AuthorizeItem) (gran
 		a.log.Warn("grants refused", "refused", reasons, "bank", items[0].Request.Audience, "job", items[0].Request.JobID)
 	}
 	return grants, refusals, nil
-}
-
-// recordUses appends records to <data-dir>/usage.jsonl (the format of
-// recordUse) with one buffered write; unlike recordUse it reports a
-// failure, so a batch whose uses are not on record is not answered.
-func (a *Agent) recordUses(recs []usageRecord) error {
-	if a.cfg.DataDir == "" || len(recs) == 0 {
-		return nil
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	for _, r := range recs {
-		if r.Time.IsZero() {
-			r.Time = time.Now().UTC()
-		}
-		if err := enc.Encode(r); err != nil {
-			return fmt.Errorf("encode usage record: %w", err)
-		}
-	}
-	a.usageMu.Lock()
-	defer a.usageMu.Unlock()
-	f, err := os.OpenFile(filepath.Join(a.cfg.DataDir, "usage.jsonl"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(buf.Bytes()); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 func (z *agentAuthz) put(ctx context.Context, uscc string, key []byte) (bool, error) {

@@ -3,7 +3,6 @@ package hub_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -50,7 +49,7 @@ func BenchmarkPlatformAuthorizeBatch16k(b *testing.B) {
 // scoring call (16384 distinct grants, signatures cached): one local
 // transaction and one usage-record write.
 func BenchmarkAgentAuthorizeBatch16k(b *testing.B) {
-	d := hubtest.Start(b, hubtest.AgentSpec{Name: "tax", Role: "provider", Table: benchTable(b)})
+	d := hubtest.Start(b, hubtest.AgentSpec{Name: "tax", Role: "provider", Table: table(b, "id,x\na,1\nb,2\n", "")})
 	ctx := context.Background()
 	const n = 16384
 	ents := make([]grant.Enterprise, n)
@@ -77,12 +76,4 @@ func BenchmarkAgentAuthorizeBatch16k(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*n), "us/grant")
-}
-
-func benchTable(b *testing.B) *dataset.Table {
-	t, err := dataset.ReadCSV(strings.NewReader("id,x\na,1\nb,2\n"), dataset.Options{IDColumn: "id"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return t
 }

@@ -427,7 +427,7 @@ func (z *platformAuthz) RegisterEnterprise(ctx context.Context, req *veilv1.Auth
 		z.checker.ForgetEnterprise(uscc)
 		out.Changed = true
 	}
-	out.Enterprise = &veilv1.AuthzEnterprise{Uscc: uscc, PublicKey: key, Fingerprint: keys.Fingerprint(key), RegisteredUnix: time.Now().Unix()}
+	out.Enterprise = enterpriseProto(grant.Enterprise{USCC: uscc, Key: key, RegisteredAt: time.Now()})
 	out.AgentsNotified, out.AgentsFailed = z.pushToAgents(ctx, func(ctx context.Context, c veilv1.AgentAuthzClient) error {
 		_, err := c.PutEnterprise(ctx, &veilv1.AgentPutEnterpriseRequest{Uscc: uscc, PublicKey: key})
 		return err
@@ -755,13 +755,22 @@ func (z *platformAuthz) syncAgent(ctx context.Context, party store.Party) error 
 	if party.Address == "" {
 		return nil
 	}
-	es, err := z.grants.ListEnterprises(ctx)
+	req, err := z.syncRequest(ctx)
 	if err != nil {
 		return err
 	}
+	return z.sendSync(ctx, party, req)
+}
+
+// syncRequest reads the whole directory and every revocation.
+func (z *platformAuthz) syncRequest(ctx context.Context) (*veilv1.AgentAuthzSyncRequest, error) {
+	es, err := z.grants.ListEnterprises(ctx)
+	if err != nil {
+		return nil, err
+	}
 	revs, err := z.grants.ListRevocations(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req := &veilv1.AgentAuthzSyncRequest{}
 	for _, e := range es {
@@ -770,8 +779,13 @@ func (z *platformAuthz) syncAgent(ctx context.Context, party store.Party) error 
 	for _, r := range revs {
 		req.Revocations = append(req.Revocations, r.Token)
 	}
+	return req, nil
+}
+
+// sendSync sends a sync request to one agent.
+func (z *platformAuthz) sendSync(ctx context.Context, party store.Party, req *veilv1.AgentAuthzSyncRequest) error {
 	var resp *veilv1.AgentAuthzSyncResponse
-	err = z.pushTo(ctx, party, func(ctx context.Context, c veilv1.AgentAuthzClient) error {
+	err := z.pushTo(ctx, party, func(ctx context.Context, c veilv1.AgentAuthzClient) error {
 		var err error
 		resp, err = c.Sync(ctx, req)
 		return err
@@ -881,8 +895,17 @@ func (p *Platform) ImportEnterprises(ctx context.Context, es []grant.Enterprise)
 	if err != nil {
 		return len(changed), status.Errorf(codes.Internal, "import enterprises: registry: %v", err)
 	}
+	var req *veilv1.AgentAuthzSyncRequest // read once, sent to every agent
 	for _, party := range parties {
-		if err := z.syncAgent(ctx, party); err != nil {
+		if party.Address == "" {
+			continue
+		}
+		if req == nil {
+			if req, err = z.syncRequest(ctx); err != nil {
+				return len(changed), status.Errorf(codes.Unavailable, "import enterprises: %v", err)
+			}
+		}
+		if err := z.sendSync(ctx, party, req); err != nil {
 			return len(changed), status.Errorf(codes.Unavailable, "import enterprises: %v", err)
 		}
 	}

@@ -18,7 +18,7 @@ import (
 	veilv1 "veil/proto/veil/v1"
 )
 
-func table(t *testing.T, csv string, label string) *dataset.Table {
+func table(t testing.TB, csv string, label string) *dataset.Table {
 	t.Helper()
 	tb, err := dataset.ReadCSV(strings.NewReader(csv), dataset.Options{IDColumn: "id", LabelColumn: label})
 	if err != nil {

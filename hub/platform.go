@@ -208,6 +208,17 @@ func (p *Platform) AgentConn(ctx context.Context, name string) (*grpc.ClientConn
 	return c, party, nil
 }
 
+// dropAgentConn closes the cached connection to an agent so the next call
+// dials it afresh (its old connection may sit in a long reconnect backoff).
+func (p *Platform) dropAgentConn(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c, ok := p.conns[name]; ok {
+		c.Close()
+		delete(p.conns, name)
+	}
+}
+
 // AddParty registers a party. When an address is given the platform dials
 // the agent, checks that its certificate carries the claimed name and role,
 // and records the certificate's fingerprint.
@@ -246,12 +257,7 @@ func (p *Platform) AddParty(ctx context.Context, req *veilv1.AddPartyRequest) (*
 	}
 	caller, _ := CallerFrom(ctx)
 	p.log.Info("party registered", "party", party.Name, "role", party.Role, "address", party.Address, "by", caller.Name)
-	p.mu.Lock()
-	if c, ok := p.conns[party.Name]; ok {
-		c.Close()
-		delete(p.conns, party.Name)
-	}
-	p.mu.Unlock()
+	p.dropAgentConn(party.Name)
 	_ = p.authz.syncAgent(ctx, party) // logged; the agent refuses grants until synced
 	return &veilv1.AddPartyResponse{Party: partyProto(party), Health: health}, nil
 }
@@ -277,12 +283,7 @@ func (p *Platform) RemoveParty(ctx context.Context, req *veilv1.RemovePartyReque
 		}
 		return nil, status.Errorf(codes.Internal, "%v", err)
 	}
-	p.mu.Lock()
-	if c, ok := p.conns[req.GetName()]; ok {
-		c.Close()
-		delete(p.conns, req.GetName())
-	}
-	p.mu.Unlock()
+	p.dropAgentConn(req.GetName())
 	return &veilv1.RemovePartyResponse{}, nil
 }
 

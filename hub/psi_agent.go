@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"veil/internal/fileutil"
 	"veil/mpc/psi"
 	veilv1 "veil/proto/veil/v1"
 )
@@ -98,16 +97,12 @@ func (a *Agent) saveAlignment(jobID string, al *psi.Alignment) error {
 	if a.cfg.DataDir == "" {
 		return nil
 	}
-	dir := filepath.Join(a.cfg.DataDir, "jobs", jobID)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
 	var b strings.Builder
 	for _, id := range al.IDs {
 		b.WriteString(id)
 		b.WriteByte('\n')
 	}
-	return fileutil.WriteAtomic(filepath.Join(dir, "alignment.ids"), []byte(b.String()), 0o600)
+	return saveFile(filepath.Join(a.cfg.DataDir, "jobs", jobID, "alignment.ids"), []byte(b.String()))
 }
 
 // Align runs this agent's side of an alignment, relayed by the platform.

@@ -122,47 +122,42 @@ func (p *Platform) relayAlignment(parent context.Context, jobID string, parties 
 	res := &AlignResult{JobID: jobID, Protocol: protocol, Parties: parties, Sizes: map[string]int64{}, Intersection: -1}
 	for i, name := range parties {
 		g.Go(func() error {
-			s := streams[i]
-			for {
-				f, err := s.Recv()
-				if err != nil {
-					if errors.Is(err, io.EOF) {
-						return fmt.Errorf("%s closed its stream before finishing", name)
-					}
-					if ctx.Err() != nil && status.Code(err) == codes.Canceled {
-						return ctx.Err()
-					}
-					return fmt.Errorf("%s: %s", name, status.Convert(err).Message())
+			recvErr := func(err error) error {
+				if errors.Is(err, io.EOF) {
+					return fmt.Errorf("%s closed its stream before finishing", name)
 				}
-				switch b := f.Body.(type) {
-				case *veilv1.PSIFrame_Message:
-					var dst *lockedStream
-					var tag string
-					if i == 0 {
-						dst = locked[f.GetPeer()]
-						if dst == nil || f.GetPeer() == parties[0] {
-							return fmt.Errorf("%s addressed unknown follower %q", name, f.GetPeer())
-						}
-					} else {
-						dst, tag = locked[parties[0]], name
-					}
-					if err := dst.send(&veilv1.PSIFrame{Peer: tag, Body: b}); err != nil {
-						return fmt.Errorf("relay from %s: %w", name, err)
-					}
-				case *veilv1.PSIFrame_Done:
-					mu.Lock()
-					res.Sizes[name] = b.Done.GetInput()
-					if res.Intersection >= 0 && res.Intersection != b.Done.GetIntersection() {
-						mu.Unlock()
-						return fmt.Errorf("parties disagree on the intersection size (%d vs %d from %s)", res.Intersection, b.Done.GetIntersection(), name)
-					}
-					res.Intersection = b.Done.GetIntersection()
-					mu.Unlock()
-					return nil
-				default:
-					return fmt.Errorf("%s sent an unexpected frame", name)
+				if ctx.Err() != nil && status.Code(err) == codes.Canceled {
+					return ctx.Err()
 				}
+				return fmt.Errorf("%s: %s", name, status.Convert(err).Message())
 			}
+			done, err := relayUntilDone(streams[i], name, recvErr, func(f *veilv1.PSIFrame) error {
+				var dst *lockedStream
+				var tag string
+				if i == 0 {
+					dst = locked[f.GetPeer()]
+					if dst == nil || f.GetPeer() == parties[0] {
+						return fmt.Errorf("%s addressed unknown follower %q", name, f.GetPeer())
+					}
+				} else {
+					dst, tag = locked[parties[0]], name
+				}
+				if err := dst.send(&veilv1.PSIFrame{Peer: tag, Body: f.Body}); err != nil {
+					return fmt.Errorf("relay from %s: %w", name, err)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			res.Sizes[name] = done.GetInput()
+			if res.Intersection >= 0 && res.Intersection != done.GetIntersection() {
+				return fmt.Errorf("parties disagree on the intersection size (%d vs %d from %s)", res.Intersection, done.GetIntersection(), name)
+			}
+			res.Intersection = done.GetIntersection()
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -262,42 +257,34 @@ func (s *platformPSI) CheckList(stream veilv1.PSI_CheckListServer) error {
 		errc := make(chan error, 2)
 		goRelay := func(f func() error) { go func() { errc <- f() }() }
 		goRelay(func() error { // bank -> provider
-			for {
-				f, err := stream.Recv()
-				if err != nil {
-					return fmt.Errorf("bank: %s", status.Convert(err).Message())
+			done, err := relayUntilDone(stream, "bank", func(err error) error {
+				return fmt.Errorf("bank: %s", status.Convert(err).Message())
+			}, func(f *veilv1.PSIFrame) error {
+				if err := prov.send(&veilv1.PSIFrame{Body: f.Body}); err != nil {
+					return fmt.Errorf("relay to %s: %w", provider, err)
 				}
-				switch b := f.Body.(type) {
-				case *veilv1.PSIFrame_Message:
-					if err := prov.send(&veilv1.PSIFrame{Body: b}); err != nil {
-						return fmt.Errorf("relay to %s: %w", provider, err)
-					}
-				case *veilv1.PSIFrame_Done:
-					result.Matches = b.Done.GetIntersection()
-					return nil
-				default:
-					return errors.New("bank sent an unexpected frame")
-				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
+			result.Matches = done.GetIntersection()
+			return nil
 		})
 		goRelay(func() error { // provider -> bank
-			for {
-				f, err := ps.Recv()
-				if err != nil {
-					return fmt.Errorf("%s: %s", provider, status.Convert(err).Message())
+			done, err := relayUntilDone(ps, provider, func(err error) error {
+				return fmt.Errorf("%s: %s", provider, status.Convert(err).Message())
+			}, func(f *veilv1.PSIFrame) error {
+				if err := bank.send(&veilv1.PSIFrame{Body: f.Body}); err != nil {
+					return fmt.Errorf("relay to bank: %w", err)
 				}
-				switch b := f.Body.(type) {
-				case *veilv1.PSIFrame_Message:
-					if err := bank.send(&veilv1.PSIFrame{Body: b}); err != nil {
-						return fmt.Errorf("relay to bank: %w", err)
-					}
-				case *veilv1.PSIFrame_Done:
-					result.Checked = b.Done.GetInput()
-					return bank.send(&veilv1.PSIFrame{Body: b})
-				default:
-					return fmt.Errorf("%s sent an unexpected frame", provider)
-				}
+				return nil
+			})
+			if err != nil {
+				return err
 			}
+			result.Checked = done.GetInput()
+			return bank.send(&veilv1.PSIFrame{Body: &veilv1.PSIFrame_Done{Done: done}})
 		})
 		for range 2 {
 			if err := <-errc; err != nil {
@@ -315,6 +302,28 @@ func (s *platformPSI) CheckList(stream veilv1.PSI_CheckListServer) error {
 		err = s.p.jobEvent(ctx, "list_check", jobID, []string{caller.Name, provider}, JobFinished, result)
 	}
 	return err
+}
+
+// relayUntilDone reads frames from src (the stream of party who) and hands
+// each message frame to forward until src sends its done frame, which it
+// returns. recvErr describes a failed receive.
+func relayUntilDone(src frameStream, who string, recvErr func(error) error, forward func(*veilv1.PSIFrame) error) (*veilv1.PSIDone, error) {
+	for {
+		f, err := src.Recv()
+		if err != nil {
+			return nil, recvErr(err)
+		}
+		switch b := f.Body.(type) {
+		case *veilv1.PSIFrame_Message:
+			if err := forward(f); err != nil {
+				return nil, err
+			}
+		case *veilv1.PSIFrame_Done:
+			return b.Done, nil
+		default:
+			return nil, fmt.Errorf("%s sent an unexpected frame", who)
+		}
+	}
 }
 
 // alignmentOf returns the result of a finished alignment job, checking

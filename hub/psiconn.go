@@ -7,8 +7,6 @@ import (
 	"io"
 	"sync"
 
-	"google.golang.org/grpc"
-
 	"veil/mpc/psi"
 	veilv1 "veil/proto/veil/v1"
 )
@@ -140,5 +138,3 @@ func (d *demux) error() error {
 func (d *demux) conn(out *lockedStream, peer string) *streamConn {
 	return &streamConn{out: out, peer: peer, in: d.chans[peer], errp: d.error}
 }
-
-var _ grpc.BidiStreamingClient[veilv1.PSIFrame, veilv1.PSIFrame] = (veilv1.AgentPSI_AlignClient)(nil)

@@ -101,6 +101,11 @@ func ScoreRemote(ctx context.Context, conn grpc.ClientConnInterface, key *score.
 				}
 				out[i].Refused, out[i].RefusedBy = rf.GetReason(), rf.GetParty()
 			}
+			for _, r := range resp.GetScored() {
+				if r < 0 || int(r) >= hi-lo {
+					return fmt.Errorf("score: platform scored row %d outside the call", r)
+				}
+			}
 			n := len(resp.GetScored())
 			if n > 0 {
 				if opt.Prescreen {
@@ -117,9 +122,6 @@ func ScoreRemote(ctx context.Context, conn grpc.ClientConnInterface, key *score.
 						return err
 					}
 					for j, r := range resp.GetScored() {
-						if r < 0 || int(r) >= hi-lo {
-							return fmt.Errorf("score: platform scored row %d outside the call", r)
-						}
 						out[lo+int(r)].Score = &sc[j]
 					}
 				}

@@ -24,7 +24,6 @@ import (
 	"veil/authz/audit"
 	"veil/authz/grant"
 	"veil/hub/pki"
-	"veil/internal/fileutil"
 	"veil/modeling/dataset"
 	"veil/modeling/score"
 	"veil/modeling/scorecard"
@@ -46,8 +45,7 @@ type platformScore struct {
 
 	mu       sync.Mutex
 	models   map[string]*modelScoring // by "name/version"
-	bankKeys map[string][]byte        // bank name -> registered public key (MarshalPublic)
-	parsed   map[string]*he.PublicKey // bank name + param set -> parsed key
+	bankKeys map[string]*bankKey      // by bank name
 	setupMu  sync.Mutex               // one key setup at a time
 
 	// Stage timings (nanoseconds, summed over requests) for benchmarks.
@@ -88,6 +86,18 @@ func (s *StageTimes) Snapshot() map[string]time.Duration {
 	return out
 }
 
+// bankKey is a bank's registered scoring public key.
+type bankKey struct {
+	raw    []byte                   // as registered (MarshalPublic)
+	id     string                   // hex SHA-256 of raw: how agents name the key
+	parsed map[string]*he.PublicKey // by parameter set, parsed once (under platformScore.mu)
+}
+
+func newBankKey(raw []byte) *bankKey {
+	sum := sha256.Sum256(raw)
+	return &bankKey{raw: raw, id: hex.EncodeToString(sum[:]), parsed: map[string]*he.PublicKey{}}
+}
+
 // modelScoring is one model version's scoring state at the platform.
 type modelScoring struct {
 	model    *Model
@@ -100,7 +110,7 @@ type modelScoring struct {
 }
 
 func newPlatformScore(p *Platform) *platformScore {
-	s := &platformScore{p: p, models: map[string]*modelScoring{}, bankKeys: map[string][]byte{}, parsed: map[string]*he.PublicKey{}}
+	s := &platformScore{p: p, models: map[string]*modelScoring{}, bankKeys: map[string]*bankKey{}}
 	if p.Metrics != nil {
 		s.Stages.counter = prometheus.NewCounterVec(prometheus.CounterOpts{Name: ScoreStageMetric,
 			Help:        "Wall time spent in each stage of Score calls, summed over calls.",
@@ -176,13 +186,9 @@ func (s *platformScore) setup(ctx context.Context, m *Model) (*modelScoring, err
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
 	}
-	clients := make([]veilv1.AgentScoringClient, len(holders))
-	for i, h := range holders {
-		c, _, err := s.p.AgentConn(ctx, h)
-		if err != nil {
-			return nil, err
-		}
-		clients[i] = veilv1.NewAgentScoringClient(c)
+	clients, err := s.clients(ctx, holders)
+	if err != nil {
+		return nil, err
 	}
 	r1 := make([]*veilv1.AgentKeySetupResponse, len(holders))
 	g, gctx := errgroup.WithContext(ctx)
@@ -264,10 +270,7 @@ func (s *platformScore) setup(ctx context.Context, m *Model) (*modelScoring, err
 			return nil, status.Errorf(codes.Internal, "%v", err)
 		}
 		b, _ := json.Marshal(platformKeyFile{Holders: holders, Bias: bresp.GetIntercept(), Share: shareB, EvalKey: ekB})
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, status.Errorf(codes.Internal, "scoring key: %v", err)
-		}
-		if err := fileutil.WriteAtomic(filepath.Join(d, "key.json"), b, 0o600); err != nil {
+		if err := saveFile(filepath.Join(d, "key.json"), b); err != nil {
 			return nil, status.Errorf(codes.Internal, "scoring key: %v", err)
 		}
 	}
@@ -280,6 +283,19 @@ func (s *platformScore) setup(ctx context.Context, m *Model) (*modelScoring, err
 		return nil, err
 	}
 	return ms, nil
+}
+
+// clients returns a scoring client for each of the named agents.
+func (s *platformScore) clients(ctx context.Context, names []string) ([]veilv1.AgentScoringClient, error) {
+	out := make([]veilv1.AgentScoringClient, len(names))
+	for i, n := range names {
+		c, _, err := s.p.AgentConn(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = veilv1.NewAgentScoringClient(c)
+	}
+	return out, nil
 }
 
 func newModelScoring(m *Model, holders []string, bias float64, own *score.KeyHolder, ek *score.EvalKey) (*modelScoring, error) {
@@ -376,20 +392,14 @@ func (s *platformScore) RegisterBankKey(ctx context.Context, req *veilv1.Registe
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	if d := s.dir("banks"); d != "" {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, status.Errorf(codes.Internal, "bank key: %v", err)
-		}
-		if err := fileutil.WriteAtomic(filepath.Join(d, bank+".json"), req.GetPublicKey(), 0o600); err != nil {
+		if err := saveFile(filepath.Join(d, bank+".json"), req.GetPublicKey()); err != nil {
 			return nil, status.Errorf(codes.Internal, "bank key: %v", err)
 		}
 	}
+	bk := newBankKey(append([]byte(nil), req.GetPublicKey()...))
+	bk.parsed[set] = pk
 	s.mu.Lock()
-	s.bankKeys[bank] = append([]byte(nil), req.GetPublicKey()...)
-	for k := range s.parsed {
-		if strings.HasPrefix(k, bank+"\x00") {
-			delete(s.parsed, k)
-		}
-	}
+	s.bankKeys[bank] = bk
 	s.mu.Unlock()
 	pkb, _ := pk.MarshalBinary()
 	if _, err := s.p.AuditAppend(ctx, audit.Entry{Kind: audit.KindScoreJob, Actor: bank, Details: map[string]string{"step": "bank_key_registered", "param_set": set}}); err != nil {
@@ -398,7 +408,7 @@ func (s *platformScore) RegisterBankKey(ctx context.Context, req *veilv1.Registe
 	return &veilv1.RegisterBankKeyResponse{Bank: bank, ParamSet: set, KeyId: score.KeyID(ed25519.PublicKey(pkb))}, nil
 }
 
-func (s *platformScore) bankKey(bank string) ([]byte, error) {
+func (s *platformScore) bankKey(bank string) (*bankKey, error) {
 	s.mu.Lock()
 	k := s.bankKeys[bank]
 	s.mu.Unlock()
@@ -407,30 +417,30 @@ func (s *platformScore) bankKey(bank string) ([]byte, error) {
 	}
 	if d := s.dir("banks"); d != "" {
 		if b, err := os.ReadFile(filepath.Join(d, bank+".json")); err == nil {
+			k = newBankKey(b)
 			s.mu.Lock()
-			s.bankKeys[bank] = b
+			s.bankKeys[bank] = k
 			s.mu.Unlock()
-			return b, nil
+			return k, nil
 		}
 	}
 	return nil, status.Errorf(codes.FailedPrecondition, "bank %s has no registered scoring key (run `veil bank keys gen` and `veil bank keys register`)", bank)
 }
 
 // parsedBankKey parses (once) a bank's key for the model's parameter set.
-func (s *platformScore) parsedBankKey(bank string, params *he.Params, raw []byte) (*he.PublicKey, error) {
-	k := bank + "\x00" + params.Name()
+func (s *platformScore) parsedBankKey(bk *bankKey, params *he.Params) (*he.PublicKey, error) {
 	s.mu.Lock()
-	pk := s.parsed[k]
+	pk := bk.parsed[params.Name()]
 	s.mu.Unlock()
 	if pk != nil {
 		return pk, nil
 	}
-	pk, err := score.ParseBankPublicKey(params, raw)
+	pk, err := score.ParseBankPublicKey(params, bk.raw)
 	if err != nil {
 		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	}
 	s.mu.Lock()
-	s.parsed[k] = pk
+	bk.parsed[params.Name()] = pk
 	s.mu.Unlock()
 	return pk, nil
 }
@@ -467,11 +477,11 @@ func (s *platformScore) Score(ctx context.Context, req *veilv1.ScoreRequest) (*v
 		return nil, err
 	}
 	comb.Bias = ms.bias
-	bankKey, err := s.bankKey(bank)
+	bk, err := s.bankKey(bank)
 	if err != nil {
 		return nil, err
 	}
-	bankPK, err := s.parsedBankKey(bank, ms.params, bankKey)
+	bankPK, err := s.parsedBankKey(bk, ms.params)
 	if err != nil {
 		return nil, err
 	}
@@ -521,13 +531,9 @@ func (s *platformScore) Score(ctx context.Context, req *veilv1.ScoreRequest) (*v
 
 	// 2. Each feature party checks the grants itself and computes its
 	// partial logits for the rows it accepts.
-	clients := make([]veilv1.AgentScoringClient, len(ms.holders))
-	for k, h := range ms.holders {
-		c, _, err := s.p.AgentConn(ctx, h)
-		if err != nil {
-			return nil, err
-		}
-		clients[k] = veilv1.NewAgentScoringClient(c)
+	clients, err := s.clients(ctx, ms.holders)
+	if err != nil {
+		return nil, err
 	}
 	t1 := time.Now()
 	if len(fwd) > 0 {
@@ -571,7 +577,7 @@ func (s *platformScore) Score(ctx context.Context, req *veilv1.ScoreRequest) (*v
 		}
 	}
 	if len(rows) > 0 {
-		if resp.Results, err = s.compute(ctx, ms, clients, reqID, rows, comb, bankKey, bankPK); err != nil {
+		if resp.Results, err = s.compute(ctx, ms, clients, reqID, rows, comb, bk, bankPK); err != nil {
 			return nil, err
 		}
 	}
@@ -588,7 +594,7 @@ func (s *platformScore) Score(ctx context.Context, req *veilv1.ScoreRequest) (*v
 
 // compute runs encryption at the parties, the homomorphic sum (and step)
 // here, and the key switch to the bank.
-func (s *platformScore) compute(ctx context.Context, ms *modelScoring, clients []veilv1.AgentScoringClient, reqID string, rows []int64, comb score.Combine, bankKey []byte, bankPK *he.PublicKey) ([][]byte, error) {
+func (s *platformScore) compute(ctx context.Context, ms *modelScoring, clients []veilv1.AgentScoringClient, reqID string, rows []int64, comb score.Combine, bk *bankKey, bankPK *he.PublicKey) ([][]byte, error) {
 	t := time.Now()
 	parts := make([][][]byte, len(clients))
 	g, gctx := errgroup.WithContext(ctx)
@@ -618,17 +624,15 @@ func (s *platformScore) compute(ctx context.Context, ms *modelScoring, clients [
 		return nil, status.Errorf(codes.Internal, "score: %v", err)
 	}
 	shares := make([][][]byte, len(clients))
-	keySum := sha256.Sum256(bankKey)
-	keyID := hex.EncodeToString(keySum[:])
 	g, gctx = errgroup.WithContext(ctx)
 	for k := range clients {
 		g.Go(func() error {
 			// Name the bank key by its hash; send the key itself only to an
 			// agent that has not seen it yet.
-			req := &veilv1.AgentScoreSwitchRequest{RequestId: reqID, Results: results, BankKeyId: keyID}
+			req := &veilv1.AgentScoreSwitchRequest{RequestId: reqID, Results: results, BankKeyId: bk.id}
 			r, err := clients[k].Switch(gctx, req)
 			if status.Code(err) == codes.NotFound && strings.Contains(err.Error(), errUnknownBankKey) {
-				req.BankKey = bankKey
+				req.BankKey = bk.raw
 				r, err = clients[k].Switch(gctx, req)
 			}
 			if err != nil {

@@ -234,9 +234,9 @@ func (s *agentTrain) checkpoints(jobID string) ([]int64, error) {
 	return out, nil
 }
 
-// saveFile writes data to path atomically (a crash
-// leaves the old file or the new one, never a torn one), creating the
-// directory.
+// saveFile writes data to path atomically with mode 0600 (a crash leaves
+// the old file or the new one, never a torn one), creating the directory
+// (mode 0700). Agents and the platform keep their state files with it.
 func saveFile(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err

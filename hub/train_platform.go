@@ -305,17 +305,6 @@ func retryable(err error) bool {
 	return false
 }
 
-// dropAgentConn closes the cached connection to an agent so the next call
-// dials it afresh (its old connection may sit in a long reconnect backoff).
-func (p *Platform) dropAgentConn(name string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c, ok := p.conns[name]; ok {
-		c.Close()
-		delete(p.conns, name)
-	}
-}
-
 func (r *trainRun) client(ctx context.Context, name string) (veilv1.AgentTrainClient, error) {
 	conn, _, err := r.p.AgentConn(ctx, name)
 	if err != nil {

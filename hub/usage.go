@@ -1,7 +1,9 @@
 package hub
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -20,24 +22,39 @@ type usageRecord struct {
 	Detail  string    `json:"detail,omitempty"`
 }
 
-// recordUse appends r to <data-dir>/usage.jsonl.
+// recordUse appends r to <data-dir>/usage.jsonl, logging a failure.
 func (a *Agent) recordUse(r usageRecord) {
-	if a.cfg.DataDir == "" {
-		return
+	if err := a.recordUses([]usageRecord{r}); err != nil {
+		a.log.Error("usage record", "error", err)
 	}
-	if r.Time.IsZero() {
-		r.Time = time.Now().UTC()
+}
+
+// recordUses appends records to <data-dir>/usage.jsonl with one buffered
+// write. It reports a failure, so a batch whose uses are not on record is
+// not answered.
+func (a *Agent) recordUses(recs []usageRecord) error {
+	if a.cfg.DataDir == "" || len(recs) == 0 {
+		return nil
 	}
-	b, _ := json.Marshal(r)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	for _, r := range recs {
+		if r.Time.IsZero() {
+			r.Time = time.Now().UTC()
+		}
+		if err := enc.Encode(r); err != nil {
+			return fmt.Errorf("encode usage record: %w", err)
+		}
+	}
 	a.usageMu.Lock()
 	defer a.usageMu.Unlock()
 	f, err := os.OpenFile(filepath.Join(a.cfg.DataDir, "usage.jsonl"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
-		a.log.Error("usage record", "error", err)
-		return
+		return err
 	}
-	defer f.Close()
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		a.log.Error("usage record", "error", err)
+	if _, err := f.Write(buf.Bytes()); err != nil {
+		f.Close()
+		return err
 	}
+	return f.Close()
 }

@@ -12,7 +12,7 @@ import (
 // build callback commit with the entries, and roll back with them when the
 // callback fails or returns the wrong number of entries.
 func TestAppendBatchFuncCommitsWithCallerWrites(t *testing.T) {
-	db, _ := openSQLite(t)
+	db := openSQLite(t)
 	ctx := context.Background()
 	k := newKeys(t)
 	l := openLog(t, db, k, 1000, time.Hour, newClock())

@@ -6,9 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"veil/hub/store"
+	"veil/hub/store/storetest"
 )
 
 const origin = "veil.test/audit"
@@ -62,7 +61,7 @@ func newKeys(t testing.TB) keyPair {
 	return keyPair{s, v}
 }
 
-func openSQLite(t testing.TB) (*store.DB, string) {
+func openSQLite(t testing.TB) *store.DB {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "platform.db")
 	db, err := store.OpenSQLite(context.Background(), path)
@@ -70,50 +69,25 @@ func openSQLite(t testing.TB) (*store.DB, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return db, path
+	return db
 }
 
-// testDBs gives a fresh SQLite file and, when a server is reachable, a fresh
-// PostgreSQL schema (dropped afterwards), so each test runs on both.
-func testDBs(t *testing.T) map[string]*store.DB {
-	t.Helper()
-	ctx := context.Background()
-	lite, _ := openSQLite(t)
-	out := map[string]*store.DB{"sqlite": lite}
-	dsn := os.Getenv("VEIL_TEST_POSTGRES")
-	if dsn == "" {
-		dsn = "postgres://veil:veil@127.0.0.1:5432/veil_test?sslmode=disable"
-	}
-	admin, err := store.OpenPostgres(ctx, dsn)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI must provide PostgreSQL: %v", err)
+// testDBs opens a fresh database per backend inside each subtest: a SQLite
+// file, and a fresh PostgreSQL schema (storetest.PostgresDSN skips that
+// subtest when no server is reachable outside CI), so each test runs on both.
+var testDBs = map[string]func(t *testing.T) *store.DB{
+	"sqlite": func(t *testing.T) *store.DB {
+		db := openSQLite(t)
+		return db
+	},
+	"postgres": func(t *testing.T) *store.DB {
+		db, err := store.OpenPostgres(context.Background(), storetest.PostgresDSN(t))
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Logf("PostgreSQL not reachable, testing SQLite only: %v", err)
-		return out
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "audit_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.SQL.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		t.Fatal(err)
-	}
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	pg, err := store.OpenPostgres(ctx, dsn+sep+"search_path="+schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		pg.Close()
-		admin.SQL.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		admin.Close()
-	})
-	out["postgres"] = pg
-	return out
+		t.Cleanup(func() { db.Close() })
+		return db
+	},
 }
 
 func openLog(t testing.TB, db *store.DB, k keyPair, every uint64, interval time.Duration, c *clock) *Log {

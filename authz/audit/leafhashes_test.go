@@ -9,7 +9,7 @@ import (
 
 func TestStoredLeafHashes(t *testing.T) {
 	ctx := context.Background()
-	db, _ := openSQLite(t)
+	db := openSQLite(t)
 	l := openLog(t, db, newKeys(t), 100, 0, newClock())
 	fill(t, l, 5)
 	hs, err := l.StoredLeafHashes(ctx, 1, 4)

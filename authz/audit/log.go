@@ -116,24 +116,8 @@ func (l *Log) Append(ctx context.Context, e Entry) (Entry, error) {
 // AppendBatch adds entries atomically, in order, in one transaction: all are
 // committed or none. Use it for a job that produces many entries at once.
 func (l *Log) AppendBatch(ctx context.Context, entries []Entry) ([]Entry, error) {
-	if len(entries) == 0 {
-		return nil, nil
-	}
-	for i := range entries {
-		if err := validateForAppend(entries[i]); err != nil {
-			return nil, fmt.Errorf("append entry %d: %w", i, err)
-		}
-	}
+	// appendTx validates each entry (Marshal) before anything is written.
 	return l.AppendBatchFunc(ctx, len(entries), func(context.Context, *sql.Tx) ([]Entry, error) { return entries, nil })
-}
-
-// validateForAppend checks an entry as Validate does; Time is filled in at
-// append time when zero.
-func validateForAppend(e Entry) error {
-	if e.Time.IsZero() {
-		e.Time = time.Unix(0, 0)
-	}
-	return e.Validate()
 }
 
 // AppendBatchFunc appends n entries that build computes inside the append's
@@ -182,11 +166,6 @@ func (l *Log) appendTx(ctx context.Context, tx *sql.Tx, count int, build func(ct
 	}
 	out := make([]Entry, count)
 	copy(out, built)
-	for i := range out {
-		if err := validateForAppend(out[i]); err != nil {
-			return nil, fmt.Errorf("append entry %d: %w", i, err)
-		}
-	}
 
 	now := l.cfg.Now().UTC().Truncate(time.Microsecond)
 	var nodes [][]any
@@ -201,7 +180,7 @@ func (l *Log) appendTx(ctx context.Context, tx *sql.Tx, count int, build func(ct
 			e.Time = now
 		}
 		e.Time = e.Time.UTC().Truncate(time.Microsecond)
-		data, err := Marshal(*e)
+		data, err := Marshal(*e) // validates e
 		if err != nil {
 			return nil, fmt.Errorf("append entry %d: %w", i, err)
 		}
@@ -227,7 +206,7 @@ func (l *Log) appendTx(ctx context.Context, tx *sql.Tx, count int, build func(ct
 		return nil, fmt.Errorf("append: %w", err)
 	}
 
-	last, err := latestCheckpointMeta(ctx, l.db, tx)
+	last, err := latestCheckpointMeta(ctx, tx)
 	if err != nil {
 		return nil, fmt.Errorf("append: %w", err)
 	}
@@ -329,7 +308,7 @@ type checkpointMeta struct {
 	signedAt time.Time
 }
 
-func latestCheckpointMeta(ctx context.Context, db *store.DB, q querier) (checkpointMeta, error) {
+func latestCheckpointMeta(ctx context.Context, q querier) (checkpointMeta, error) {
 	var size, at int64
 	err := q.QueryRowContext(ctx, `SELECT size, signed_at_us FROM audit_checkpoints ORDER BY size DESC LIMIT 1`).Scan(&size, &at)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -393,7 +372,7 @@ func (l *Log) checkpointIf(ctx context.Context, due func(last checkpointMeta, no
 	if err := tx.QueryRowContext(ctx, `SELECT size FROM audit_head WHERE id = 1`).Scan(&size); err != nil {
 		return nil, fmt.Errorf("checkpoint: read size: %w", err)
 	}
-	last, err := latestCheckpointMeta(ctx, l.db, tx)
+	last, err := latestCheckpointMeta(ctx, tx)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}

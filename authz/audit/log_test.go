@@ -11,8 +11,9 @@ import (
 )
 
 func TestAppendProveAndVerify(t *testing.T) {
-	for name, db := range testDBs(t) {
+	for name, open := range testDBs {
 		t.Run(name, func(t *testing.T) {
+			db := open(t)
 			ctx := context.Background()
 			k := newKeys(t)
 			l := openLog(t, db, k, 16, time.Hour, newClock())
@@ -94,8 +95,9 @@ func TestAppendProveAndVerify(t *testing.T) {
 }
 
 func TestConcurrentAppendsDense(t *testing.T) {
-	for name, db := range testDBs(t) {
+	for name, open := range testDBs {
 		t.Run(name, func(t *testing.T) {
+			db := open(t)
 			ctx := context.Background()
 			k := newKeys(t)
 			l := openLog(t, db, k, 50, time.Hour, newClock())
@@ -160,7 +162,7 @@ func TestConcurrentAppendsDense(t *testing.T) {
 }
 
 func TestAppendBatchAtomic(t *testing.T) {
-	db, _ := openSQLite(t)
+	db := openSQLite(t)
 	ctx := context.Background()
 	k := newKeys(t)
 	l := openLog(t, db, k, 1000, time.Hour, newClock())
@@ -199,7 +201,7 @@ func TestAppendBatchAtomic(t *testing.T) {
 }
 
 func TestCheckpointPolicy(t *testing.T) {
-	db, _ := openSQLite(t)
+	db := openSQLite(t)
 	ctx := context.Background()
 	k := newKeys(t)
 	c := newClock()
@@ -248,8 +250,9 @@ func TestCheckpointPolicy(t *testing.T) {
 }
 
 func TestQueriesAndExport(t *testing.T) {
-	for name, db := range testDBs(t) {
+	for name, open := range testDBs {
 		t.Run(name, func(t *testing.T) {
+			db := open(t)
 			ctx := context.Background()
 			k := newKeys(t)
 			c := newClock()
@@ -306,7 +309,7 @@ func TestQueriesAndExport(t *testing.T) {
 }
 
 func TestProveForEnterprise(t *testing.T) {
-	db, _ := openSQLite(t)
+	db := openSQLite(t)
 	ctx := context.Background()
 	k := newKeys(t)
 	l := openLog(t, db, k, 1000, time.Hour, newClock())

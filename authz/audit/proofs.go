@@ -87,9 +87,15 @@ func (l *Log) Prove(ctx context.Context, q Query) (*Checkpoint, []ProvenEntry, e
 			return nil, nil, err
 		}
 	}
+	// A stored checkpoint never exceeds the log, so InclusionProof's size
+	// check (one query per entry) is not repeated here.
 	out := make([]ProvenEntry, len(recs))
 	for i, r := range recs {
-		p, err := l.InclusionProof(ctx, r.Entry.Seq, cp.Size)
+		nodes, err := proof.Inclusion(r.Entry.Seq, cp.Size)
+		if err != nil {
+			return nil, nil, fmt.Errorf("prove entry %d: inclusion proof: %w", r.Entry.Seq, err)
+		}
+		p, err := l.buildProof(ctx, nodes)
 		if err != nil {
 			return nil, nil, fmt.Errorf("prove entry %d: %w", r.Entry.Seq, err)
 		}

@@ -64,12 +64,6 @@ func EntryFromDecision(d grant.Decision, checkedBy string) Entry {
 	if d.Uses > 0 {
 		e.Details["uses"] = strconv.FormatInt(d.Uses, 10)
 	}
-	seen := map[string]bool{}
-	for _, s := range d.Request.Scopes {
-		if sc, err := grant.ParseScope(s); err == nil && sc.Provider != "" && !seen[sc.Provider] {
-			seen[sc.Provider] = true
-			e.Providers = append(e.Providers, sc.Provider)
-		}
-	}
+	e.Providers = grant.ScopeProviders(d.Request.Scopes)
 	return e
 }

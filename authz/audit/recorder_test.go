@@ -14,7 +14,7 @@ import (
 // request, then refusals, each committed as an entry with its reason, and
 // the enterprise's own view (Prove by subject) shows the verified ones only.
 func TestGrantDecisionsAreLogged(t *testing.T) {
-	db, _ := openSQLite(t)
+	db := openSQLite(t)
 	ctx := context.Background()
 	k := newKeys(t)
 	l := openLog(t, db, k, 1000, time.Hour, newClock())
@@ -103,7 +103,7 @@ func TestGrantDecisionsAreLogged(t *testing.T) {
 }
 
 func BenchmarkAppend(b *testing.B) {
-	db, _ := openSQLite(b)
+	db := openSQLite(b)
 	l := openLog(b, db, newKeys(b), 1000, time.Hour, newClock())
 	ctx := context.Background()
 	b.Run("single", func(b *testing.B) {

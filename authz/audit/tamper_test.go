@@ -13,7 +13,7 @@ import (
 // every 16 entries, and returns the auditor's saved (latest) checkpoint.
 func tamperFixture(t *testing.T) (*Log, *store.DB, keyPair, []byte) {
 	t.Helper()
-	db, _ := openSQLite(t)
+	db := openSQLite(t)
 	k := newKeys(t)
 	l := openLog(t, db, k, 16, time.Hour, newClock())
 	fill(t, l, 100)

@@ -159,7 +159,7 @@ func (v *Verifier) verifyMisses(ctx context.Context, items []BatchItem, b *Batch
 				next++
 				mu.Unlock()
 				e := &b.items[i]
-				c, _, err := v.verifyStatic(ctx, items[i].Token, GrantType, &e.d, known)
+				c, err := v.verifyStatic(ctx, items[i].Token, &e.d, known)
 				if err != nil {
 					var ref *Refusal
 					if !errors.As(err, &ref) {
@@ -197,16 +197,9 @@ func (b *Batch) Finish(outcomes []UseOutcome) (decisions []Decision, grants []*G
 		return nil, nil, nil, fmt.Errorf("verify grants: %d use outcomes for %d use requests", len(outcomes), len(b.uses))
 	}
 	for k, i := range b.useItem {
-		e, o := &b.items[i], outcomes[k]
-		c := e.claims
-		switch {
-		case o.Revoked:
-			e.err = refuse(ReasonRevoked, "grant %s was revoked by %s", c.ID, c.Issuer)
-		case !o.Used:
-			e.d.Uses = o.Count
-			e.err = refuse(ReasonOverUseCount, "grant %s allows %d uses, all used", c.ID, c.MaxUses)
-		default:
-			e.d.Uses = o.Count
+		e := &b.items[i]
+		if r := applyUse(e.claims, outcomes[k], &e.d); r != nil {
+			e.err = r
 		}
 	}
 	decisions = make([]Decision, len(b.items))
@@ -252,16 +245,8 @@ func (v *Verifier) VerifyBatch(ctx context.Context, items []BatchItem) (decision
 	} else {
 		outs = make([]UseOutcome, len(reqs))
 		for k, r := range reqs {
-			revoked, err := v.cfg.Revocations.IsRevoked(ctx, r.Issuer, r.GrantID)
-			if err != nil {
-				return nil, nil, nil, fmt.Errorf("verify grant %s: revocation lookup: %w", r.GrantID, err)
-			}
-			if revoked {
-				outs[k].Revoked = true
-				continue
-			}
-			if outs[k].Count, outs[k].Used, err = v.cfg.Uses.Use(ctx, r.Issuer, r.GrantID, r.Max); err != nil {
-				return nil, nil, nil, fmt.Errorf("verify grant %s: use counter: %w", r.GrantID, err)
+			if outs[k], err = v.use(ctx, r); err != nil {
+				return nil, nil, nil, err
 			}
 		}
 	}

@@ -28,8 +28,9 @@ func (c *countingDir) EnterpriseKeys(ctx context.Context, usccs []string) (map[s
 }
 
 func TestVerifyBatchOnSQLStore(t *testing.T) {
-	for name, db := range testDBs(t) {
+	for name, open := range testDBs {
 		t.Run(name, func(t *testing.T) {
+			db := open(t)
 			ctx := context.Background()
 			s, err := NewSQLStore(ctx, db)
 			if err != nil {
@@ -140,8 +141,9 @@ func TestVerifyBatchOnSQLStore(t *testing.T) {
 // grants at once, alongside single Verify calls: exactly MaxUses uses are
 // granted per grant, never more.
 func TestConcurrentBatchesNeverExceedMax(t *testing.T) {
-	for name, db := range testDBs(t) {
+	for name, open := range testDBs {
 		t.Run(name, func(t *testing.T) {
+			db := open(t)
 			ctx := context.Background()
 			s, err := NewSQLStore(ctx, db)
 			if err != nil {

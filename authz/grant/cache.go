@@ -59,19 +59,6 @@ func (c *verifiedCache) put(sum [32]byte, claims *Claims, now time.Time) {
 	}
 }
 
-func (c *verifiedCache) forgetIssuer(iss string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for el := c.order.Front(); el != nil; {
-		next := el.Next()
-		if it := el.Value.(*cacheItem); it.claims.Issuer == iss {
-			c.order.Remove(el)
-			delete(c.items, it.sum)
-		}
-		el = next
-	}
-}
-
 func (c *verifiedCache) forgetIssuers(iss map[string]bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -47,10 +47,15 @@ func (c *Claims) Subject() string { return c.Issuer }
 
 // Providers lists the providers named by the verify: and query: scopes, in
 // scope order without duplicates.
-func (c *Claims) Providers() []string {
+func (c *Claims) Providers() []string { return ScopeProviders(c.Scopes) }
+
+// ScopeProviders lists the providers named by the verify: and query: scopes
+// among scopes, in order without duplicates; scopes that do not parse are
+// skipped.
+func ScopeProviders(scopes []string) []string {
 	var out []string
 	seen := map[string]bool{}
-	for _, s := range c.Scopes {
+	for _, s := range scopes {
 		sc, err := ParseScope(s)
 		if err != nil || sc.Provider == "" || seen[sc.Provider] {
 			continue

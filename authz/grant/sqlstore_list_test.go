@@ -9,8 +9,9 @@ import (
 
 func TestSQLStoreListRevocationsAndUseCount(t *testing.T) {
 	ctx := context.Background()
-	for name, db := range testDBs(t) {
+	for name, open := range testDBs {
 		t.Run(name, func(t *testing.T) {
+			db := open(t)
 			s, err := NewSQLStore(ctx, db)
 			if err != nil {
 				t.Fatal(err)

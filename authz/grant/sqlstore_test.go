@@ -4,70 +4,42 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"veil/hub/store"
+	"veil/hub/store/storetest"
 )
 
-// testDBs opens a fresh SQLite file and, when a server is reachable, a fresh
-// PostgreSQL schema (dropped at the end), so both backends run the same test.
-func testDBs(t *testing.T) map[string]*store.DB {
-	t.Helper()
-	ctx := context.Background()
-	out := map[string]*store.DB{}
-	lite, err := store.OpenSQLite(ctx, filepath.Join(t.TempDir(), "platform.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lite.Close() })
-	out["sqlite"] = lite
-
-	dsn := os.Getenv("VEIL_TEST_POSTGRES")
-	if dsn == "" {
-		dsn = "postgres://veil:veil@127.0.0.1:5432/veil_test?sslmode=disable"
-	}
-	admin, err := store.OpenPostgres(ctx, dsn)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI must provide PostgreSQL: %v", err)
+// testDBs opens a fresh database per backend inside each subtest: a SQLite
+// file, and a fresh PostgreSQL schema (storetest.PostgresDSN skips that
+// subtest when no server is reachable outside CI).
+var testDBs = map[string]func(t *testing.T) *store.DB{
+	"sqlite": func(t *testing.T) *store.DB {
+		db, err := store.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "platform.db"))
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Logf("PostgreSQL not reachable, testing SQLite only: %v", err)
-		return out
-	}
-	var b [6]byte
-	rand.Read(b[:])
-	schema := "grant_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.SQL.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		t.Fatal(err)
-	}
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	pg, err := store.OpenPostgres(ctx, dsn+sep+"search_path="+schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		pg.Close()
-		admin.SQL.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-		admin.Close()
-	})
-	out["postgres"] = pg
-	return out
+		t.Cleanup(func() { db.Close() })
+		return db
+	},
+	"postgres": func(t *testing.T) *store.DB {
+		db, err := store.OpenPostgres(context.Background(), storetest.PostgresDSN(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	},
 }
 
 func TestSQLStore(t *testing.T) {
-	for name, db := range testDBs(t) {
+	for name, open := range testDBs {
 		t.Run(name, func(t *testing.T) {
+			db := open(t)
 			ctx := context.Background()
 			s, err := NewSQLStore(ctx, db)
 			if err != nil {

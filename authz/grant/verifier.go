@@ -199,7 +199,7 @@ func (v *Verifier) verify(ctx context.Context, token string, req Request, now ti
 	}
 	if c == nil {
 		var err error
-		c, _, err = v.verifyStatic(ctx, token, GrantType, d, nil)
+		c, err = v.verifyStatic(ctx, token, d, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -212,22 +212,44 @@ func (v *Verifier) verify(ctx context.Context, token string, req Request, now ti
 	if err := v.checkClaims(c, req, now); err != nil {
 		return nil, err
 	}
-	revoked, err := v.cfg.Revocations.IsRevoked(ctx, c.Issuer, c.ID)
+	o, err := v.use(ctx, UseRequest{Issuer: c.Issuer, GrantID: c.ID, Max: c.MaxUses})
 	if err != nil {
-		return nil, fmt.Errorf("verify grant %s: revocation lookup: %w", c.ID, err)
+		return nil, err
+	}
+	if err := applyUse(c, o, d); err != nil {
+		return nil, err
+	}
+	return &Grant{Claims: *c, TokenSHA256: sum, Uses: o.Count}, nil
+}
+
+// use checks the revocation of one grant and, if it is not revoked, records
+// one use: the grant-by-grant form of BatchUseStore.UseBatch.
+func (v *Verifier) use(ctx context.Context, r UseRequest) (UseOutcome, error) {
+	revoked, err := v.cfg.Revocations.IsRevoked(ctx, r.Issuer, r.GrantID)
+	if err != nil {
+		return UseOutcome{}, fmt.Errorf("verify grant %s: revocation lookup: %w", r.GrantID, err)
 	}
 	if revoked {
-		return nil, refuse(ReasonRevoked, "grant %s was revoked by %s", c.ID, c.Issuer)
+		return UseOutcome{Revoked: true}, nil
 	}
-	n, ok, err := v.cfg.Uses.Use(ctx, c.Issuer, c.ID, c.MaxUses)
+	n, ok, err := v.cfg.Uses.Use(ctx, r.Issuer, r.GrantID, r.Max)
 	if err != nil {
-		return nil, fmt.Errorf("verify grant %s: use counter: %w", c.ID, err)
+		return UseOutcome{}, fmt.Errorf("verify grant %s: use counter: %w", r.GrantID, err)
 	}
-	d.Uses = n
-	if !ok {
-		return nil, refuse(ReasonOverUseCount, "grant %s allows %d uses, all used", c.ID, c.MaxUses)
+	return UseOutcome{Count: n, Used: ok}, nil
+}
+
+// applyUse records the use count of o in d and returns the refusal, if any,
+// of grant c for that outcome.
+func applyUse(c *Claims, o UseOutcome, d *Decision) *Refusal {
+	if o.Revoked {
+		return refuse(ReasonRevoked, "grant %s was revoked by %s", c.ID, c.Issuer)
 	}
-	return &Grant{Claims: *c, TokenSHA256: sum, Uses: n}, nil
+	d.Uses = o.Count
+	if !o.Used {
+		return refuse(ReasonOverUseCount, "grant %s allows %d uses, all used", c.ID, c.MaxUses)
+	}
+	return nil
 }
 
 // checkClaims checks the request-dependent claims of a grant whose
@@ -308,26 +330,24 @@ func checkHeader(token, wantTyp string) *Refusal {
 	return nil
 }
 
-// verifyStatic checks structure, header, signature and static claims.
-// known, when not nil, holds directory keys already fetched for this call
-// (a batch prefetches them in one query); other issuers are looked up.
-func (v *Verifier) verifyStatic(ctx context.Context, token, typ string, d *Decision, known map[string]ed25519.PublicKey) (*Claims, ed25519.PublicKey, error) {
-	if r := checkHeader(token, typ); r != nil {
-		return nil, nil, r
+// verifyStatic checks a grant's structure, header, signature and static
+// claims, noting the claimed issuer in d. known, when not nil, holds
+// directory keys already fetched for this call (a batch prefetches them in
+// one query); other issuers are looked up.
+func (v *Verifier) verifyStatic(ctx context.Context, token string, d *Decision, known map[string]ed25519.PublicKey) (*Claims, error) {
+	if r := checkHeader(token, GrantType); r != nil {
+		return nil, r
 	}
 	var (
 		w      wireClaims
-		key    ed25519.PublicKey
 		keyErr error
 	)
 	_, err := v.parser.ParseWithClaims(token, &w, func(t *jwt.Token) (any, error) {
-		if d != nil {
-			d.ClaimedIssuer = w.Issuer
-		}
+		d.ClaimedIssuer = w.Issuer
 		if k, ok := known[w.Issuer]; ok && w.Issuer != "" {
-			key = k
-			return key, nil
+			return k, nil
 		}
+		var key ed25519.PublicKey
 		key, keyErr = v.lookup(ctx, w.Issuer)
 		if keyErr != nil {
 			return nil, keyErr
@@ -335,21 +355,21 @@ func (v *Verifier) verifyStatic(ctx context.Context, token, typ string, d *Decis
 		return key, nil
 	})
 	if keyErr != nil {
-		return nil, nil, keyErr
+		return nil, keyErr
 	}
 	if err != nil {
 		switch {
 		case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-			return nil, nil, refuse(ReasonBadSignature, "signature does not verify under %s's key", w.Issuer)
+			return nil, refuse(ReasonBadSignature, "signature does not verify under %s's key", w.Issuer)
 		default:
-			return nil, nil, refuse(ReasonMalformed, "%v", err)
+			return nil, refuse(ReasonMalformed, "%v", err)
 		}
 	}
 	c, r := claimsFromWire(&w)
 	if r != nil {
-		return nil, nil, r
+		return nil, r
 	}
-	return c, key, nil
+	return c, nil
 }
 
 func (v *Verifier) lookup(ctx context.Context, iss string) (ed25519.PublicKey, error) {
@@ -372,9 +392,7 @@ func (v *Verifier) lookup(ctx context.Context, iss string) (ed25519.PublicKey, e
 // ForgetEnterprise drops cached verifications of grants issued by uscc; call
 // it when that enterprise's key is replaced or withdrawn.
 func (v *Verifier) ForgetEnterprise(uscc string) {
-	if v.cache != nil {
-		v.cache.forgetIssuer(uscc)
-	}
+	v.ForgetEnterprises(map[string]bool{uscc: true})
 }
 
 // Inspect decodes a grant's claims WITHOUT verifying anything, for display

@@ -51,13 +51,11 @@ func newAuditLogKeyCmd() *cobra.Command {
   export VEIL_LOG_KEY=$(cat platform.logkey)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, err := ef.dial()
+			conn, ctx, done, err := ef.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := ef.context(cmd.Context())
-			defer cancel()
+			defer done()
 			k, err := hub.AuditLogKey(ctx, conn)
 			if err != nil {
 				return rpcError("audit log-key", err)
@@ -117,16 +115,14 @@ log key. Exit status 4 if any proof or signature fails.`,
 			if err != nil {
 				return err
 			}
-			conn, err := ef.dial()
+			conn, ctx, done, err := ef.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := ef.context(cmd.Context())
-			defer cancel()
+			defer done()
 			res, err := hub.AuditMine(ctx, conn, key, u, lk)
 			if err != nil {
-				if _, ok := statusOf(err); ok {
+				if _, ok := status.FromError(err); ok { // a server answer, not a local verification failure
 					return rpcError("audit mine", err)
 				}
 				return withCode(exitMismatch, fmt.Errorf("audit mine: %w", err))
@@ -198,16 +194,14 @@ Save the latest checkpoint for next time with --save-checkpoint.`,
 					return usagef("--checkpoint: %v", err)
 				}
 			}
-			conn, _, err := cf.dial()
+			conn, ctx, done, err := cf.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := cf.context(cmd.Context())
-			defer cancel()
+			defer done()
 			res, err := hub.VerifyAuditLog(ctx, conn, lk, saved, !noSign)
 			if err != nil {
-				if _, ok := statusOf(err); ok {
+				if _, ok := status.FromError(err); ok { // a server answer, not a local verification failure
 					return rpcError("audit verify", err)
 				}
 				return withCode(exitMismatch, fmt.Errorf("audit verify: %w", err))
@@ -304,13 +298,11 @@ func newAuditQueryCmd() *cobra.Command {
 			if !u.IsZero() {
 				q.UntilUnix = u.Unix()
 			}
-			conn, _, err := cf.dial()
+			conn, ctx, done, err := cf.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := cf.context(cmd.Context())
-			defer cancel()
+			defer done()
 			entries := []audit.Entry{}
 			leaves := []json.RawMessage{}
 			err = hub.AuditStream(ctx, conn, q, func(seq uint64, data []byte) error {
@@ -368,13 +360,11 @@ func newAuditExportCmd() *cobra.Command {
 			if out == "" {
 				return usagef("--out is required (a file, or - for stdout)")
 			}
-			conn, _, err := cf.dial()
+			conn, ctx, done, err := cf.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := cf.context(cmd.Context())
-			defer cancel()
+			defer done()
 			n, err := exportLog(ctx, conn, out, cmd.OutOrStdout())
 			if err != nil {
 				return err
@@ -423,12 +413,6 @@ func exportLog(ctx context.Context, conn grpc.ClientConnInterface, out string, s
 		}
 	}
 	return n, nil
-}
-
-// statusOf reports whether err carries a gRPC status (a server answer)
-// rather than a local verification failure.
-func statusOf(err error) (*status.Status, bool) {
-	return status.FromError(err)
 }
 
 // usageLine is one line of an agent's local usage record (hub/usage.go).

@@ -114,13 +114,11 @@ func newBankKeysRegisterCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			conn, _, err := cf.dial()
+			conn, ctx, done, err := cf.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := cf.context(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := hub.RegisterBankKey(ctx, conn, k)
 			if err != nil {
 				return rpcError("bank keys register", err)

@@ -2,10 +2,8 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -158,21 +156,12 @@ func benchTrainGRPC(cmd *cobra.Command, rows int, counts []int, epochs, batch in
 		}
 	}
 	specs[0].Table.Labels, specs[0].Table.LabelName = y, "y"
-	work, err := os.MkdirTemp("", "veil-bench-train-")
+	dep, stop, err := startLocal(cmd, "", specs)
 	if err != nil {
 		return 0, err
 	}
-	defer os.RemoveAll(work)
-	log, err := newLogger(cmd, io.Discard)
-	if err != nil {
-		return 0, err
-	}
+	defer stop()
 	ctx := cmd.Context()
-	dep, err := local.Start(ctx, work, log, specs...)
-	if err != nil {
-		return 0, err
-	}
-	defer dep.Stop()
 	var keysAt, lastAt time.Time
 	spec := hub.TrainSpec{Name: "bench", LabelParty: "bank", Parties: names[1:], Epochs: epochs, BatchSize: batch,
 		LearningRate: 0.5, L2: 0.001, TestFraction: testFraction, Seed: 7, PSIProtocol: "kkrt"}

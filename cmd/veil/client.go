@@ -24,8 +24,13 @@ type clientFlags struct {
 }
 
 func (f *clientFlags) register(cmd *cobra.Command) {
+	f.registerTLSDir(cmd, "your certificate directory (party.crt, party.key, ca.crt)")
+}
+
+// registerTLSDir registers the flags with tlsDirUsage as the help of --tls-dir.
+func (f *clientFlags) registerTLSDir(cmd *cobra.Command, tlsDirUsage string) {
 	cmd.Flags().StringVar(&f.platform, "platform", "127.0.0.1:7443", "platform address host:port")
-	cmd.Flags().StringVar(&f.tlsDir, "tls-dir", "", "your certificate directory (party.crt, party.key, ca.crt)")
+	cmd.Flags().StringVar(&f.tlsDir, "tls-dir", "", tlsDirUsage)
 	cmd.Flags().BoolVar(&f.json, "json", false, "print machine-readable JSON")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "give up after this long")
 }
@@ -44,6 +49,24 @@ func (f *clientFlags) dial() (*grpc.ClientConn, *pki.Party, error) {
 		return nil, nil, err
 	}
 	return conn, id, nil
+}
+
+// connect dials the platform and derives the call context (--timeout) from
+// the command's; done cancels the context and closes the connection.
+func (f *clientFlags) connect(cmd *cobra.Command) (*grpc.ClientConn, context.Context, func(), error) {
+	conn, _, err := f.dial()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, done := f.session(cmd, conn)
+	return conn, ctx, done, nil
+}
+
+// session derives the call context (--timeout) from the command's for calls
+// on conn; done cancels the context and closes conn.
+func (f *clientFlags) session(cmd *cobra.Command, conn *grpc.ClientConn) (context.Context, func()) {
+	ctx, cancel := f.context(cmd.Context())
+	return ctx, func() { cancel(); conn.Close() }
 }
 
 func (f *clientFlags) context(parent context.Context) (context.Context, context.CancelFunc) {

@@ -231,15 +231,10 @@ func (d *demoRun) listCheck(ctx context.Context) error {
 	if len(applicants) > 200 {
 		applicants = applicants[:200]
 	}
-	bank, err := pki.Load(d.dep.TLSDir("bank"))
+	conn, err := d.bankConn()
 	if err != nil {
 		return err
 	}
-	conn, err := d.dep.Client(bank)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
 	res, err := hub.CheckList(ctx, conn, "tax", "loss-makers", applicants)
 	if err != nil {
 		return err

@@ -38,6 +38,16 @@ func (d *demoRun) bankConn() (*grpc.ClientConn, error) {
 	return d.bank, err
 }
 
+// enterpriseConn returns a connection to the platform without a client
+// certificate, as an enterprise has (veil grant revoke, veil audit mine).
+func (d *demoRun) enterpriseConn() (*grpc.ClientConn, error) {
+	pool, err := hub.LoadCAPool(filepath.Join(d.dep.CADir, pki.CACertFile))
+	if err != nil {
+		return nil, err
+	}
+	return hub.DialPlatformNoCert(pool, d.dep.PlatformAddr)
+}
+
 // grantStep: the enterprise makes a key, the operator registers it, and the
 // enterprise grants the bank the use of its data for a loan application.
 func (d *demoRun) grantStep(ctx context.Context, scopes []string) error {
@@ -79,11 +89,7 @@ func (d *demoRun) grantStep(ctx context.Context, scopes []string) error {
 // certificate, signing the revocation with its own key.
 func (d *demoRun) revokeStep(ctx context.Context) error {
 	start := time.Now()
-	pool, err := hub.LoadCAPool(filepath.Join(d.dep.CADir, pki.CACertFile))
-	if err != nil {
-		return err
-	}
-	conn, err := hub.DialPlatformNoCert(pool, d.dep.PlatformAddr)
+	conn, err := d.enterpriseConn()
 	if err != nil {
 		return err
 	}
@@ -100,11 +106,7 @@ func (d *demoRun) revokeStep(ctx context.Context) error {
 // edits the SQLite file and the auditor's verification fails.
 func (d *demoRun) auditSteps(ctx context.Context) error {
 	start := time.Now()
-	pool, err := hub.LoadCAPool(filepath.Join(d.dep.CADir, pki.CACertFile))
-	if err != nil {
-		return err
-	}
-	public, err := hub.DialPlatformNoCert(pool, d.dep.PlatformAddr)
+	public, err := d.enterpriseConn()
 	if err != nil {
 		return err
 	}

@@ -62,13 +62,11 @@ func newEnterpriseRegisterCmd() *cobra.Command {
 			if err != nil {
 				return usagef("--pubkey: %v", err)
 			}
-			conn, _, err := cf.dial()
+			conn, ctx, done, err := cf.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := cf.context(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := hub.RegisterEnterprise(ctx, conn, u, pub, replace)
 			if err != nil {
 				return rpcError("enterprise register", err)
@@ -104,13 +102,11 @@ func newEnterpriseListCmd() *cobra.Command {
 		Example: `  veil enterprise list --tls-dir platform/ --json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, _, err := cf.dial()
+			conn, ctx, done, err := cf.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := cf.context(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := veilv1.NewAuthzClient(conn).ListEnterprises(ctx, &veilv1.AuthzListEnterprisesRequest{})
 			if err != nil {
 				return rpcError("enterprise list", err)

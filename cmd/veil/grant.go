@@ -42,27 +42,22 @@ written to the audit log before any result is returned.`,
 
 // enterpriseFlags are for the commands an enterprise runs against the
 // platform: it has a signing key, not a certificate, so it connects with
-// the platform CA's certificate only.
+// the platform CA's certificate only (--tls-dir only locates a ca.crt). Its
+// dial and connect replace those of clientFlags.
 type enterpriseFlags struct {
-	platform string
-	caCert   string
-	tlsDir   string
-	json     bool
-	timeout  time.Duration
+	clientFlags
+	caCert string
 }
 
 func (f *enterpriseFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.platform, "platform", "127.0.0.1:7443", "platform address host:port")
+	f.registerTLSDir(cmd, "alternatively, a certificate directory whose ca.crt to use (no client certificate is sent)")
 	cmd.Flags().StringVar(&f.caCert, "ca-cert", "", "the platform CA's certificate (ca.crt), to check the platform's identity")
-	cmd.Flags().StringVar(&f.tlsDir, "tls-dir", "", "alternatively, a certificate directory whose ca.crt to use (no client certificate is sent)")
-	cmd.Flags().BoolVar(&f.json, "json", false, "print machine-readable JSON")
-	cmd.Flags().DurationVar(&f.timeout, "timeout", 60*time.Second, "give up after this long")
 }
 
 func (f *enterpriseFlags) dial() (*grpc.ClientConn, error) {
 	ca := f.caCert
 	if ca == "" && f.tlsDir != "" {
-		ca = filepath.Join(f.tlsDir, "ca.crt")
+		ca = filepath.Join(f.tlsDir, pki.CACertFile)
 	}
 	if ca == "" {
 		return nil, usagef("--ca-cert is required (the platform CA's ca.crt, published by the operator)")
@@ -74,11 +69,14 @@ func (f *enterpriseFlags) dial() (*grpc.ClientConn, error) {
 	return hub.DialPlatformNoCert(pool, f.platform)
 }
 
-func (f *enterpriseFlags) context(parent context.Context) (context.Context, context.CancelFunc) {
-	if f.timeout <= 0 {
-		return context.WithCancel(parent)
+// connect is clientFlags.connect without a client certificate.
+func (f *enterpriseFlags) connect(cmd *cobra.Command) (*grpc.ClientConn, context.Context, func(), error) {
+	conn, err := f.dial()
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	return context.WithTimeout(parent, f.timeout)
+	ctx, done := f.session(cmd, conn)
+	return conn, ctx, done, nil
 }
 
 // readToken reads a grant from a file ("-": stdin) and trims it.
@@ -266,13 +264,11 @@ refused everywhere with reason "revoked".`,
 			if err != nil {
 				return err
 			}
-			conn, err := ef.dial()
+			conn, ctx, done, err := ef.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := ef.context(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := hub.RevokeGrant(ctx, conn, key, u, id)
 			if err != nil {
 				return rpcError("grant revoke", err)
@@ -331,9 +327,8 @@ why. The check is written to the audit log but consumes no use. Exit status
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := cf.context(cmd.Context())
-			defer cancel()
+			ctx, done := cf.session(cmd, conn)
+			defer done()
 			resp, err := hub.CheckGrant(ctx, conn, tok, subject, scopes...)
 			if err != nil {
 				return rpcError("grant check", err)
@@ -353,7 +348,7 @@ why. The check is written to the audit log but consumes no use. Exit status
 				fmt.Fprintln(cmd.OutOrStdout())
 			}
 			if !resp.GetAllowed() {
-				return withCode(exitRefused, fmt.Errorf("grant refused for %s (%s): %s", id.Identity.Name, roleOf(id), resp.GetReason()))
+				return withCode(exitRefused, fmt.Errorf("grant refused for %s (%s): %s", id.Identity.Name, id.Identity.Role, resp.GetReason()))
 			}
 			return nil
 		},
@@ -364,5 +359,3 @@ why. The check is written to the audit log but consumes no use. Exit status
 	c.Flags().StringVar(&subject, "subject", "", "the enterprise (USCC) you would ask about; default: not checked")
 	return c
 }
-
-func roleOf(p *pki.Party) string { return string(p.Identity.Role) }

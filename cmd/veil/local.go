@@ -35,8 +35,9 @@ FATE's standalone mode). Use it to try your data before deploying.`,
 	return c
 }
 
-// startLocal starts an in-process deployment for a `veil local` command in
-// dir, or in a temporary directory removed by the returned stop function.
+// startLocal starts an in-process deployment for a `veil local` (or `veil
+// bench`) command in dir, or in a temporary directory removed by the
+// returned stop function.
 func startLocal(cmd *cobra.Command, dir string, specs []local.AgentSpec) (*local.Deployment, func(), error) {
 	work, cleanup := dir, func() {}
 	if work == "" {

@@ -30,13 +30,11 @@ agent's data directory.`,
 }
 
 func fetchModel(cmd *cobra.Command, cf *clientFlags, name string, version int) (*hub.Model, error) {
-	conn, _, err := cf.dial()
+	conn, ctx, done, err := cf.connect(cmd)
 	if err != nil {
 		return nil, err
 	}
-	defer conn.Close()
-	ctx, cancel := cf.context(cmd.Context())
-	defer cancel()
+	defer done()
 	rec, err := veilv1.NewTrainingClient(conn).GetModel(ctx, &veilv1.GetModelRequest{Name: name, Version: int64(version)})
 	if err != nil {
 		return nil, rpcError("model "+name, err)
@@ -52,13 +50,11 @@ func newModelListCmd() *cobra.Command {
 		Example: `  veil model list --tls-dir platform/`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, _, err := cf.dial()
+			conn, ctx, done, err := cf.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := cf.context(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := veilv1.NewTrainingClient(conn).ListModels(ctx, &veilv1.ListModelsRequest{})
 			if err != nil {
 				return rpcError("model list", err)

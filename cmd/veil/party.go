@@ -36,13 +36,11 @@ func newPartyAddCmd() *cobra.Command {
 			if name == "" || role == "" {
 				return usagef("--name and --role are required")
 			}
-			conn, _, err := cf.dial()
+			conn, ctx, done, err := cf.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := cf.context(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := veilv1.NewRegistryClient(conn).AddParty(ctx, &veilv1.AddPartyRequest{Name: name, Role: role, Address: address})
 			if err != nil {
 				return rpcError("party add", err)
@@ -74,13 +72,11 @@ func newPartyListCmd() *cobra.Command {
 		Example: `  veil party list --tls-dir platform/ --json`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, _, err := cf.dial()
+			conn, ctx, done, err := cf.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := cf.context(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := veilv1.NewRegistryClient(conn).ListParties(ctx, &veilv1.ListPartiesRequest{})
 			if err != nil {
 				return rpcError("party list", err)
@@ -119,13 +115,11 @@ func newPartyRemoveCmd() *cobra.Command {
 		Example: `  veil party remove --tls-dir platform/ tax`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, _, err := cf.dial()
+			conn, ctx, done, err := cf.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := cf.context(cmd.Context())
-			defer cancel()
+			defer done()
 			if _, err := veilv1.NewRegistryClient(conn).RemoveParty(ctx, &veilv1.RemovePartyRequest{Name: args[0]}); err != nil {
 				return rpcError("party remove", err)
 			}
@@ -145,13 +139,11 @@ func newPartyShowCmd() *cobra.Command {
 		Example: `  veil party show --tls-dir platform/ tax --json`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, _, err := cf.dial()
+			conn, ctx, done, err := cf.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := cf.context(cmd.Context())
-			defer cancel()
+			defer done()
 			s, err := veilv1.NewRegistryClient(conn).PartySummary(ctx, &veilv1.PartySummaryRequest{Name: args[0]})
 			if err != nil {
 				return rpcError("party show", err)

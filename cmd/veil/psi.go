@@ -62,13 +62,11 @@ only the set sizes.`,
 			if len(parties) < 2 {
 				return usagef("--parties needs the label holder and at least one provider, e.g. --parties bank,tax")
 			}
-			conn, _, err := cf.dial()
+			conn, ctx, done, err := cf.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := cf.context(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := veilv1.NewPSIClient(conn).Align(ctx, &veilv1.AlignRequest{Parties: parties, Protocol: protocol})
 			if err != nil {
 				return rpcError("psi align", err)
@@ -126,13 +124,11 @@ recorded in the audit log.`,
 			if err != nil {
 				return err
 			}
-			conn, _, err := cf.dial()
+			conn, ctx, done, err := cf.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := cf.context(cmd.Context())
-			defer cancel()
+			defer done()
 			res, err := hub.CheckList(ctx, conn, provider, list, ids)
 			if err != nil {
 				return withCode(exitError, err)

@@ -203,13 +203,11 @@ func runScore(cmd *cobra.Command, f *scoreFlags, prescreen bool) error {
 		out[i] = hub.ScoreOutcome{Enterprise: r.enterprise, Refused: r.bad, RefusedBy: "bank"}
 	}
 	if len(send) > 0 {
-		conn, _, err := f.cf.dial()
+		conn, ctx, done, err := f.cf.connect(cmd)
 		if err != nil {
 			return err
 		}
-		defer conn.Close()
-		ctx, cancel := f.cf.context(cmd.Context())
-		defer cancel()
+		defer done()
 		var bar *progressbar.ProgressBar
 		if f.batch != "" && !f.cf.json {
 			bar = progressbar.NewOptions(len(send), progressbar.OptionSetWriter(cmd.ErrOrStderr()), progressbar.OptionShowCount(),
@@ -336,13 +334,11 @@ registered; run it again after restoring a party's data directory.`,
 		Example: `  veil model setup-key default-v1 --tls-dir platform/`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			conn, _, err := cf.dial()
+			conn, ctx, done, err := cf.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := cf.context(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := veilv1.NewScoringClient(conn).SetupKey(ctx, &veilv1.ScoringKeyRequest{Model: args[0], Version: int64(version)})
 			if err != nil {
 				return rpcError("setup-key", err)

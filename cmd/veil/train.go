@@ -93,8 +93,9 @@ func progressPrinter(w io.Writer, quiet bool) (func(hub.Progress), func()) {
 	}
 	var bar *progressbar.ProgressBar
 	lastPhase, lastTenth := "", -1
+	terminal := isTerminal(w)
 	update := func(p hub.Progress) {
-		if isTerminal(w) {
+		if terminal {
 			if bar == nil && p.Iterations > 0 {
 				bar = progressbar.NewOptions(p.Iterations, progressbar.OptionSetWriter(w), progressbar.OptionShowCount(),
 					progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish(), progressbar.OptionSetElapsedTime(true))
@@ -161,13 +162,11 @@ minutes) and resumes from the last iteration every party checkpointed.`,
 				return err
 			}
 			spec.AlignJob = alignJob
-			conn, _, err := cf.dial()
+			conn, ctx, done, err := cf.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := cf.context(cmd.Context())
-			defer cancel()
+			defer done()
 			update, done := progressPrinter(cmd.ErrOrStderr(), cf.json)
 			m, err := hub.TrainRemote(ctx, conn, spec, update)
 			done()

@@ -47,13 +47,11 @@ only that the file is intact).`,
 			if err != nil {
 				return usagef("%v", err)
 			}
-			conn, _, err := cf.dial()
+			conn, ctx, done, err := cf.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := cf.context(cmd.Context())
-			defer cancel()
+			defer done()
 			res, err := hub.VerifyRemote(ctx, conn, &veilv1.VerifyRequest{Provider: provider, Field: field, Op: op, Value: value, Enterprise: enterprise, Grant: tok})
 			if err != nil {
 				return rpcError("verify", err)
@@ -117,13 +115,11 @@ func runVerifyCheck(cmd *cobra.Command, cf *clientFlags, path, keyArg string) er
 		}
 		trusted = k
 	} else if cf.tlsDir != "" { // fetch the provider's published key from the platform
-		conn, _, err := cf.dial()
+		conn, ctx, done, err := cf.connect(cmd)
 		if err != nil {
 			return err
 		}
-		defer conn.Close()
-		ctx, cancel := cf.context(cmd.Context())
-		defer cancel()
+		defer done()
 		k, err := veilv1.NewScoringClient(conn).ProviderKey(ctx, &veilv1.ProviderKeyRequest{Provider: res.Statement.Provider})
 		if err != nil {
 			return rpcError("provider key", err)
@@ -167,13 +163,11 @@ not); the platform and the provider both check the grant and audit the use.`,
 			if err != nil {
 				return usagef("%v", err)
 			}
-			conn, _, err := cf.dial()
+			conn, ctx, done, err := cf.connect(cmd)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			ctx, cancel := cf.context(cmd.Context())
-			defer cancel()
+			defer done()
 			resp, err := veilv1.NewScoringClient(conn).Query(ctx, &veilv1.QueryRequest{Provider: provider, Field: field, Enterprise: enterprise, Grant: tok})
 			if err != nil {
 				return rpcError("query", err)

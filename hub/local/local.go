@@ -71,7 +71,7 @@ func Start(ctx context.Context, dir string, log *slog.Logger, agents ...AgentSpe
 		return nil, err
 	}
 	d.Platform = p
-	if d.PlatformAddr, err = d.serve(sctx, "platform", p.Serve); err != nil {
+	if d.PlatformAddr, _, err = d.serve(sctx, "platform", "127.0.0.1:0", p.Serve); err != nil {
 		p.DB().Close()
 		return nil, err
 	}
@@ -96,7 +96,7 @@ func Start(ctx context.Context, dir string, log *slog.Logger, agents ...AgentSpe
 
 // Issue issues a certificate from the deployment's CA and loads it.
 func (d *Deployment) Issue(name string, role pki.Role) (*pki.Party, error) {
-	dir := filepath.Join(d.Dir, name, "tls")
+	dir := d.TLSDir(name)
 	if err := pki.Issue(d.CADir, dir, pki.IssueRequest{Name: name, Role: role, Validity: 24 * time.Hour}); err != nil {
 		return nil, err
 	}
@@ -106,21 +106,26 @@ func (d *Deployment) Issue(name string, role pki.Role) (*pki.Party, error) {
 // TLSDir is where Issue put the named party's certificate.
 func (d *Deployment) TLSDir(name string) string { return filepath.Join(d.Dir, name, "tls") }
 
-func (d *Deployment) serve(ctx context.Context, name string, serve func(context.Context, net.Listener) error) (string, error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+// serve listens on addr and serves there until ctx ends, recording a
+// failure for Stop. It returns the bound address and a channel closed
+// when serve has returned.
+func (d *Deployment) serve(ctx context.Context, name, addr string, serve func(context.Context, net.Listener) error) (string, <-chan struct{}, error) {
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		return "", fmt.Errorf("%s: listen: %w", name, err)
+		return "", nil, fmt.Errorf("%s: listen: %w", name, err)
 	}
+	done := make(chan struct{})
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		defer close(done)
 		if err := serve(ctx, lis); err != nil {
 			d.mu.Lock()
 			d.errs = append(d.errs, fmt.Errorf("%s: %w", name, err))
 			d.mu.Unlock()
 		}
 	}()
-	return lis.Addr().String(), nil
+	return lis.Addr().String(), done, nil
 }
 
 // Client dials the platform as the given identity.
@@ -147,7 +152,7 @@ type agentProc struct {
 	spec   AgentSpec
 	id     *pki.Party
 	cancel context.CancelFunc
-	done   chan struct{}
+	done   <-chan struct{}
 }
 
 // startAgent builds an agent for spec and serves it on addr.
@@ -161,27 +166,17 @@ func (d *Deployment) startAgent(spec AgentSpec, id *pki.Party, addr string) erro
 			return fmt.Errorf("configure %s: %w", spec.Name, err)
 		}
 	}
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("%s: listen: %w", spec.Name, err)
-	}
 	ctx, cancel := context.WithCancel(d.sctx)
-	proc := &agentProc{spec: spec, id: id, cancel: cancel, done: make(chan struct{})}
+	bound, done, err := d.serve(ctx, spec.Name, addr, a.Serve)
+	if err != nil {
+		cancel()
+		return err
+	}
 	d.mu.Lock()
 	d.Agents[spec.Name] = a
-	d.AgentAddrs[spec.Name] = lis.Addr().String()
-	d.agents[spec.Name] = proc
+	d.AgentAddrs[spec.Name] = bound
+	d.agents[spec.Name] = &agentProc{spec: spec, id: id, cancel: cancel, done: done}
 	d.mu.Unlock()
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		defer close(proc.done)
-		if err := a.Serve(ctx, lis); err != nil {
-			d.mu.Lock()
-			d.errs = append(d.errs, fmt.Errorf("%s: %w", spec.Name, err))
-			d.mu.Unlock()
-		}
-	}()
 	return nil
 }
 

@@ -1,7 +1,6 @@
 package pki
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -20,9 +19,6 @@ import (
 	"slices"
 	"time"
 
-	"google.golang.org/grpc/credentials"
-
-	"google.golang.org/grpc/peer"
 	"veil/internal/fileutil"
 )
 
@@ -202,27 +198,6 @@ func IdentityOf(cert *x509.Certificate) (Identity, error) {
 func Fingerprint(cert *x509.Certificate) string {
 	sum := sha256.Sum256(cert.Raw)
 	return hex.EncodeToString(sum[:])
-}
-
-// PeerIdentity returns the verified identity of the gRPC peer in ctx.
-func PeerIdentity(ctx context.Context) (Identity, *x509.Certificate, error) {
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return Identity{}, nil, errors.New("no peer in context")
-	}
-	ti, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok {
-		return Identity{}, nil, errors.New("connection is not TLS")
-	}
-	if len(ti.State.VerifiedChains) == 0 || len(ti.State.VerifiedChains[0]) == 0 {
-		return Identity{}, nil, errors.New("peer presented no verified certificate")
-	}
-	leaf := ti.State.VerifiedChains[0][0]
-	id, err := IdentityOf(leaf)
-	if err != nil {
-		return Identity{}, nil, err
-	}
-	return id, leaf, nil
 }
 
 // Party is a loaded party directory: its key pair, certificate and the CA it trusts.

@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"errors"
-
 	"path/filepath"
 	"testing"
 
@@ -11,10 +10,9 @@ import (
 	"veil/hub/store/storetest"
 )
 
-func testRegistryPersists(t *testing.T, open func() *store.DB, cleanup func(*store.DB)) {
+func testRegistryPersists(t *testing.T, open func() *store.DB) {
 	ctx := context.Background()
 	db := open()
-	cleanup(db)
 	reg, err := store.NewRegistry(ctx, db)
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +70,7 @@ func TestRegistryPersistsSQLite(t *testing.T) {
 			t.Fatal(err)
 		}
 		return db
-	}, func(*store.DB) {})
+	})
 }
 
 func TestRegistryPersistsPostgres(t *testing.T) {
@@ -83,7 +81,7 @@ func TestRegistryPersistsPostgres(t *testing.T) {
 			t.Fatal(err)
 		}
 		return db
-	}, func(*store.DB) {})
+	})
 }
 
 func TestMigrateRefusesDowngrade(t *testing.T) {

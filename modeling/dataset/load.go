@@ -349,32 +349,11 @@ func fit(raw *rawTable, opt Options) (*Table, error) {
 		}
 		tr.Columns = append(tr.Columns, ColumnTransform{Name: raw.header[j], Kind: kind})
 	}
-	// An unparsable cell in a numeric column is a bad row.
-	for c, j := range lay.features {
-		if tr.Columns[c].Kind != KindNumeric {
-			continue
-		}
-		for i, rec := range raw.records {
-			if bad.bad[i] || isMissing(rec[j]) {
-				continue
-			}
-			if _, ok := parseNumber(rec[j]); !ok {
-				if err := bad.add(i, "unparsable number in column "+raw.header[j], ""); err != nil {
-					return nil, err
-				}
-			}
-		}
-	}
-	var keep []int
-	for i := range raw.records {
-		if !bad.bad[i] {
-			keep = append(keep, i)
-		}
+	keep, err := keptRows(raw, lay, tr, bad)
+	if err != nil {
+		return nil, err
 	}
 	warnings = append(warnings, bad.warnings()...)
-	if len(keep) == 0 {
-		return nil, fmt.Errorf("dataset: no rows left after skipping %d bad rows", len(bad.bad))
-	}
 
 	// Fit medians and categories on the kept rows.
 	imputed, imputedCols := 0, 0
@@ -456,13 +435,10 @@ func fit(raw *rawTable, opt Options) (*Table, error) {
 			} else {
 				fs.Mean, fs.SD = meanSD(t.Columns[k])
 			}
-			col := t.Columns[k]
-			for i, x := range col {
-				col[i] = standardise(x, *fs)
-			}
 			k++
 		}
 	}
+	standardiseColumns(t, tr)
 	t.Warnings = warnings
 	t.Transform = tr
 	return t, nil
@@ -502,6 +478,29 @@ func applyRaw(raw *rawTable, tr *Transform) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
+	keep, err := keptRows(raw, lay, tr, bad)
+	if err != nil {
+		return nil, err
+	}
+	warnings := bad.warnings()
+	t, unseen, err := encodeRows(raw, lay, tr, keep, ids, labels)
+	if err != nil {
+		return nil, err
+	}
+	standardiseColumns(t, tr)
+	for _, c := range tr.Columns {
+		if n := unseen[c.Name]; n > 0 {
+			warnings = append(warnings, fmt.Sprintf("column %s: %d values were not seen when the transform was fitted and are encoded as no category", c.Name, n))
+		}
+	}
+	t.Warnings = warnings
+	t.Transform = tr
+	return t, nil
+}
+
+// keptRows marks a row bad when a numeric column of tr has an unparsable
+// cell in it and returns the indexes of the rows that are not bad.
+func keptRows(raw *rawTable, lay layout, tr *Transform, bad *badRows) ([]int, error) {
 	for c, j := range lay.features {
 		if tr.Columns[c].Kind != KindNumeric {
 			continue
@@ -523,14 +522,15 @@ func applyRaw(raw *rawTable, tr *Transform) (*Table, error) {
 			keep = append(keep, i)
 		}
 	}
-	warnings := bad.warnings()
 	if len(keep) == 0 {
 		return nil, fmt.Errorf("dataset: no rows left after skipping %d bad rows", len(bad.bad))
 	}
-	t, unseen, err := encodeRows(raw, lay, tr, keep, ids, labels)
-	if err != nil {
-		return nil, err
-	}
+	return keep, nil
+}
+
+// standardiseColumns scales every feature column of t with its FeatureScale
+// in tr, in place.
+func standardiseColumns(t *Table, tr *Transform) {
 	k := 0
 	for _, c := range tr.Columns {
 		for _, fs := range c.Features {
@@ -541,14 +541,6 @@ func applyRaw(raw *rawTable, tr *Transform) (*Table, error) {
 			k++
 		}
 	}
-	for _, c := range tr.Columns {
-		if n := unseen[c.Name]; n > 0 {
-			warnings = append(warnings, fmt.Sprintf("column %s: %d values were not seen when the transform was fitted and are encoded as no category", c.Name, n))
-		}
-	}
-	t.Warnings = warnings
-	t.Transform = tr
-	return t, nil
 }
 
 // encodeRows builds the unscaled feature columns of the kept rows.

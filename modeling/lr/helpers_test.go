@@ -5,9 +5,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"testing"
+
+	"veil/modeling/metrics"
 )
 
 // dataDir is the repository's copy of the example data (never ../shared).
@@ -113,42 +114,21 @@ func loadDefaultCredit(t testing.TB) *split {
 	return s
 }
 
-// auc computes the ROC AUC with tie handling (Mann–Whitney U).
-func auc(score, y []float64) float64 {
-	idx := make([]int, len(score))
-	for i := range idx {
-		idx[i] = i
+// auc is metrics.AUC (Mann–Whitney U, ties counting one half).
+func auc(t testing.TB, score, y []float64) float64 {
+	t.Helper()
+	a, err := metrics.AUC(score, y)
+	if err != nil {
+		t.Fatal(err)
 	}
-	sort.Slice(idx, func(a, b int) bool { return score[idx[a]] < score[idx[b]] })
-	var pos, neg, rankSum float64
-	for i := 0; i < len(idx); {
-		j := i
-		for j < len(idx) && score[idx[j]] == score[idx[i]] {
-			j++
-		}
-		avg := float64(i+j+1) / 2
-		for k := i; k < j; k++ {
-			if y[idx[k]] == 1 {
-				rankSum += avg
-			}
-		}
-		i = j
-	}
-	for _, v := range y {
-		if v == 1 {
-			pos++
-		} else {
-			neg++
-		}
-	}
-	return (rankSum - pos*(pos+1)/2) / (pos * neg)
+	return a
 }
 
 func TestAUCKnownValues(t *testing.T) {
-	if got := auc([]float64{0.1, 0.4, 0.35, 0.8}, []float64{0, 0, 1, 1}); got != 0.75 {
+	if got := auc(t, []float64{0.1, 0.4, 0.35, 0.8}, []float64{0, 0, 1, 1}); got != 0.75 {
 		t.Errorf("auc = %v, want 0.75", got)
 	}
-	if got := auc([]float64{1, 1, 1, 1}, []float64{0, 1, 0, 1}); got != 0.5 {
+	if got := auc(t, []float64{1, 1, 1, 1}, []float64{0, 1, 0, 1}); got != 0.5 {
 		t.Errorf("tied auc = %v, want 0.5", got)
 	}
 }

@@ -145,7 +145,7 @@ func TestDefaultCreditAUC(t *testing.T) {
 		t.Fatal(err)
 	}
 	Xt := append(append([][]float64{}, s.testG...), s.testH...)
-	fedAUC, plainAUC := auc(zf, s.testY), auc(plain.Logits(Xt), s.testY)
+	fedAUC, plainAUC := auc(t, zf, s.testY), auc(t, plain.Logits(Xt), s.testY)
 	t.Logf("default_credit: %d train rows, %d iterations in %v (setup %v): federated AUC %.4f, plaintext AUC %.4f",
 		len(s.trainY), fed.Iterations, elapsed, fed.Setup, fedAUC, plainAUC)
 	if math.Abs(fedAUC-plainAUC) > 0.005 {
@@ -231,26 +231,7 @@ func TestWireCarriesNoRawValues(t *testing.T) {
 func TestCoordinatorCannotDecryptAlone(t *testing.T) {
 	label, provs, _ := synthetic(6, 400, 2, 2)
 	cfg := Config{Epochs: 1, LearningRate: 0.5, Seed: 1}
-	lp, _ := NewLabelParty(label)
-	fp, _ := NewFeatureParty(provs[0])
-	coord, err := NewCoordinator(cfg, []string{"bank", "p0"}, 400)
-	if err != nil {
-		t.Fatal(err)
-	}
-	setup, _ := coord.Setup()
-	for _, p := range []protocolParty{lp, fp} {
-		sh, err := p.Init(setup)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := coord.AddKeyShare(sh); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pk, _ := coord.PublicKey()
-	_ = lp.SetPublicKey(pk)
-	_ = fp.SetPublicKey(pk)
-	it, _, _ := coord.NextIteration()
+	coord, lp, fp, it := startPair(t, cfg, label, provs[0], 400)
 	for _, p := range []protocolParty{lp, fp} {
 		sh, _ := p.ShareResidual(context.Background(), it)
 		if err := coord.AddResidualShare(sh); err != nil {
@@ -347,13 +328,21 @@ func TestCheckpointResume(t *testing.T) {
 	}
 }
 
-// run drives one party pair to the point where a residual is available.
+// setupPair drives one party pair on synthetic data to the point where a
+// residual is available.
 func setupPair(t *testing.T, cfg Config) (*Coordinator, *LabelParty, *FeatureParty, []byte) {
 	t.Helper()
 	label, provs, _ := synthetic(8, 500, 2, 2)
+	return startPair(t, cfg, label, provs[0], 500)
+}
+
+// startPair runs key generation for a label party on label and a feature
+// party on prov (n rows) and returns the first iteration message.
+func startPair(t *testing.T, cfg Config, label *LabelData, prov *FeatureData, n int) (*Coordinator, *LabelParty, *FeatureParty, []byte) {
+	t.Helper()
 	lp, _ := NewLabelParty(label)
-	fp, _ := NewFeatureParty(provs[0])
-	coord, err := NewCoordinator(cfg, []string{"bank", "p0"}, 500)
+	fp, _ := NewFeatureParty(prov)
+	coord, err := NewCoordinator(cfg, []string{"bank", "p0"}, n)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -189,6 +189,11 @@ func ScoreHistogram(scores, labels []float64, bins int) (Histogram, error) {
 	if _, err := check(scores, labels); err != nil {
 		return Histogram{}, err
 	}
+	return histogram(scores, labels, bins)
+}
+
+// histogram is ScoreHistogram on scores and labels that passed check.
+func histogram(scores, labels []float64, bins int) (Histogram, error) {
 	if bins < 1 {
 		return Histogram{}, fmt.Errorf("metrics: %d histogram bins", bins)
 	}
@@ -234,7 +239,7 @@ func Evaluate(scores, labels []float64, maxPoints, bins int) (*Evaluation, error
 	if err != nil {
 		return nil, err
 	}
-	hist, err := ScoreHistogram(scores, labels, bins)
+	hist, err := histogram(scores, labels, bins)
 	if err != nil {
 		return nil, err
 	}

@@ -114,17 +114,30 @@ func line(xys plotter.XYs, c color.Color, dashed bool) (*plotter.Line, error) {
 	return l, nil
 }
 
+// unitPlot is a gridded plot whose axes both run from 0 to 1.
+func unitPlot(title, xLabel, yLabel string) *plot.Plot {
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = xLabel
+	p.Y.Label.Text = yLabel
+	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 1, 0, 1
+	p.Add(plotter.NewGrid())
+	return p
+}
+
+// legendBottomRight puts the legend inside the bottom right corner.
+func legendBottomRight(p *plot.Plot) {
+	p.Legend.Top, p.Legend.Left = false, false
+	p.Legend.XOffs, p.Legend.YOffs = -vg.Points(10), vg.Points(10)
+}
+
 // ROCChart draws the ROC curve with the chance diagonal.
 func ROCChart(ev metrics.Evaluation) ([]byte, error) {
 	if err := check(ev); err != nil {
 		return nil, err
 	}
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("ROC curve (AUC = %.4f)", ev.AUC)
-	p.X.Label.Text = "false positive rate (goods flagged)"
-	p.Y.Label.Text = "true positive rate (bads caught)"
-	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 1, 0, 1
-	p.Add(plotter.NewGrid())
+	p := unitPlot(fmt.Sprintf("ROC curve (AUC = %.4f)", ev.AUC),
+		"false positive rate (goods flagged)", "true positive rate (bads caught)")
 	xys := make(plotter.XYs, len(ev.ROC))
 	for i, pt := range ev.ROC {
 		xys[i] = plotter.XY{X: pt.FPR, Y: pt.TPR}
@@ -140,8 +153,7 @@ func ROCChart(ev metrics.Evaluation) ([]byte, error) {
 	p.Add(chance, curve)
 	p.Legend.Add("model", curve)
 	p.Legend.Add("chance", chance)
-	p.Legend.Top, p.Legend.Left = false, false
-	p.Legend.XOffs, p.Legend.YOffs = -vg.Points(10), vg.Points(10)
+	legendBottomRight(p)
 	return renderPNG(p)
 }
 
@@ -151,12 +163,8 @@ func KSChart(ev metrics.Evaluation) ([]byte, error) {
 	if err := check(ev); err != nil {
 		return nil, err
 	}
-	p := plot.New()
-	p.Title.Text = fmt.Sprintf("KS chart (KS = %.4f)", ev.KS)
-	p.X.Label.Text = "share of enterprises flagged, riskiest first"
-	p.Y.Label.Text = "cumulative share"
-	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 1, 0, 1
-	p.Add(plotter.NewGrid())
+	p := unitPlot(fmt.Sprintf("KS chart (KS = %.4f)", ev.KS),
+		"share of enterprises flagged, riskiest first", "cumulative share")
 	bads := make(plotter.XYs, len(ev.ROC))
 	goods := make(plotter.XYs, len(ev.ROC))
 	best, gap := 0, -1.0
@@ -187,8 +195,7 @@ func KSChart(ev metrics.Evaluation) ([]byte, error) {
 	// The gap is drawn at the stored (downsampled) point with the largest
 	// gap; the legend gives the exact KS and its threshold.
 	p.Legend.Add(fmt.Sprintf("KS %.4f at score >= %.4g", ev.KS, ev.KSThreshold), ksl)
-	p.Legend.Top, p.Legend.Left = false, false
-	p.Legend.XOffs, p.Legend.YOffs = -vg.Points(10), vg.Points(10)
+	legendBottomRight(p)
 	return renderPNG(p)
 }
 

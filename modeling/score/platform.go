@@ -227,11 +227,7 @@ func (s *Switch) Result() ([][]byte, error) {
 	}
 	out := make([][]byte, len(s.results))
 	for i, ct := range s.results {
-		sum, err := s.sums[i].MarshalBinary()
-		if err != nil {
-			return nil, fmt.Errorf("score: switch: %w", err)
-		}
-		sw, err := s.params.SwitchPCKS(ct, sum)
+		sw, err := s.sums[i].SwitchPCKS(ct)
 		if err != nil {
 			return nil, fmt.Errorf("score: switch: %w", err)
 		}

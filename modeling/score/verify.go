@@ -1,6 +1,7 @@
 package score
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -177,7 +178,7 @@ func LoadOrCreateSigningKey(dir string) (ed25519.PrivateKey, error) {
 	path := filepath.Join(dir, SigningKeyFile)
 	b, err := os.ReadFile(path)
 	if err == nil {
-		seed, derr := hex.DecodeString(string(trimSpace(b)))
+		seed, derr := hex.DecodeString(string(bytes.TrimRight(b, "\n\r ")))
 		if derr != nil || len(seed) != ed25519.SeedSize {
 			return nil, fmt.Errorf("score: signing key %s: not a hex Ed25519 seed", path)
 		}
@@ -208,11 +209,4 @@ func LoadOrCreateSigningKey(dir string) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("score: signing key: %w", err)
 	}
 	return priv, nil
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	return b
 }

@@ -42,9 +42,13 @@ func (e *Encryptor) EncryptSlots(values []float64) (*rlwe.Ciphertext, error) {
 }
 
 func (e *Encryptor) encrypt(values []float64, batched bool) (*rlwe.Ciphertext, error) {
+	return e.encryptAt(values, batched, e.params.MaxLevel())
+}
+
+// encryptAt encodes values in the slots (batched) or the coefficients at
+// level and the default scale, and encrypts them; level must be valid.
+func (e *Encryptor) encryptAt(values []float64, batched bool, level int) (*rlwe.Ciphertext, error) {
 	p := e.params
-	pt := hefloat.NewPlaintext(p.Parameters, p.MaxLevel())
-	pt.IsBatched = batched
 	limit := p.N()
 	if batched {
 		limit = p.MaxSlots()
@@ -52,6 +56,8 @@ func (e *Encryptor) encrypt(values []float64, batched bool) (*rlwe.Ciphertext, e
 	if len(values) > limit {
 		return nil, fmt.Errorf("he: encrypt: %d values, at most %d fit", len(values), limit)
 	}
+	pt := hefloat.NewPlaintext(p.Parameters, level)
+	pt.IsBatched = batched
 	if err := e.ecd.Encode(values, pt); err != nil {
 		return nil, fmt.Errorf("he: encode: %w", err)
 	}
@@ -73,10 +79,16 @@ func (e *Encryptor) EncryptSlotsBatch(ctx context.Context, vectors [][]float64) 
 }
 
 func (e *Encryptor) encryptBatch(ctx context.Context, vectors [][]float64, batched bool) ([]*rlwe.Ciphertext, error) {
+	return e.encryptEach(ctx, vectors, func(w *Encryptor, v []float64) (*rlwe.Ciphertext, error) { return w.encrypt(v, batched) })
+}
+
+// encryptEach runs encrypt on each vector, in parallel, each worker with its
+// own ShallowCopy of e.
+func (e *Encryptor) encryptEach(ctx context.Context, vectors [][]float64, encrypt func(w *Encryptor, v []float64) (*rlwe.Ciphertext, error)) ([]*rlwe.Ciphertext, error) {
 	out := make([]*rlwe.Ciphertext, len(vectors))
 	err := Parallel(ctx, len(vectors), func() (*Encryptor, error) { return e.ShallowCopy(), nil },
 		func(w *Encryptor, i int) error {
-			ct, err := w.encrypt(vectors[i], batched)
+			ct, err := encrypt(w, vectors[i])
 			if err != nil {
 				return fmt.Errorf("vector %d: %w", i, err)
 			}

@@ -239,13 +239,39 @@ func (s *ShareSum) Add(share []byte) error {
 // Complete reports whether all shares were added.
 func (s *ShareSum) Complete() bool { return s.got == s.parties }
 
+func (s *ShareSum) checkComplete() error {
+	if !s.Complete() {
+		return fmt.Errorf("he: %s sum: have %d of %d shares", s.kind, s.got, s.parties)
+	}
+	return nil
+}
+
 // MarshalBinary serializes the complete sum (same format as one share), e.g.
 // to relay it to the party that will open the ciphertext.
 func (s *ShareSum) MarshalBinary() ([]byte, error) {
-	if !s.Complete() {
-		return nil, fmt.Errorf("he: %s sum: have %d of %d shares", s.kind, s.got, s.parties)
+	if err := s.checkComplete(); err != nil {
+		return nil, err
 	}
 	return s.params.marshalLevelled(s.kind, s.polys...), nil
+}
+
+// SwitchPCKS applies this complete sum of PCKS shares to ct, as
+// Params.SwitchPCKS does with the sum's MarshalBinary, without serializing
+// and re-parsing the sum (for the party that collected the shares itself).
+func (s *ShareSum) SwitchPCKS(ct *rlwe.Ciphertext) (*rlwe.Ciphertext, error) {
+	if s.kind != KindPCKSShare {
+		return nil, fmt.Errorf("he: PCKS switch: the sum is of %s shares", s.kind)
+	}
+	if err := s.checkComplete(); err != nil {
+		return nil, err
+	}
+	if err := s.params.checkCiphertext(ct); err != nil {
+		return nil, err
+	}
+	if ct.Level() != s.level {
+		return nil, fmt.Errorf("he: PCKS switch: %s: unexpected level %d (want %d, the level of the ciphertext)", s.kind, s.level, ct.Level())
+	}
+	return s.params.switchPCKS(ct, s.polys), nil
 }
 
 // OpenCKS combines ct with the complete sum of all parties' decryption shares
@@ -274,11 +300,16 @@ func (p *Params) SwitchPCKS(ct *rlwe.Ciphertext, shareSum []byte) (*rlwe.Ciphert
 	if err != nil {
 		return nil, fmt.Errorf("he: PCKS switch: %w", err)
 	}
+	return p.switchPCKS(ct, polys), nil
+}
+
+// switchPCKS adds the PCKS share sum polys (at ct's level) to ct.
+func (p *Params) switchPCKS(ct *rlwe.Ciphertext, polys []ring.Poly) *rlwe.Ciphertext {
 	out := rlwe.NewCiphertext(p.Parameters, 1, ct.Level())
 	*out.MetaData = *ct.MetaData
 	p.RingQ().AtLevel(ct.Level()).Add(ct.Value[0], polys[0], out.Value[0])
 	out.Value[1].CopyLvl(ct.Level(), polys[1])
-	return out, nil
+	return out
 }
 
 // DecodeSlots decodes an opened slot-encoded plaintext.

@@ -77,7 +77,6 @@ type ecdhKey struct {
 	dst     []byte
 	scalar  r255p.Scalar
 	workers int
-	cc      *curveConsts
 }
 
 func randomScalar() r255p.Scalar {
@@ -91,7 +90,7 @@ func randomScalar() r255p.Scalar {
 }
 
 func newECDHKey(cfg Config) *ecdhKey {
-	return &ecdhKey{dst: sessionDST(cfg.Session), scalar: randomScalar(), workers: cfg.Workers, cc: newCurveConsts()}
+	return &ecdhKey{dst: sessionDST(cfg.Session), scalar: randomScalar(), workers: cfg.Workers}
 }
 
 // scratch is per-worker state, so the hot loops do not allocate.
@@ -125,7 +124,7 @@ func (k *ecdhKey) hashBlind(sc *scratch, ids []string, perm []uint32, lo, hi int
 		sc.h.hashToPoint(stringBytes(ids[perm[pos]]), p)
 		p.ScalarMult(p, &k.scalar)
 	}
-	k.cc.doubleEncodeBatch(sc.pts, sc.st, out)
+	curve.doubleEncodeBatch(sc.pts, sc.st, out)
 	return nil
 }
 
@@ -152,7 +151,7 @@ func (k *ecdhKey) reblind(sc *scratch, in []byte, first int, out []byte) error {
 		}
 		p.ScalarMult(p, &k.scalar)
 	}
-	k.cc.doubleEncodeBatch(sc.pts, sc.st, out)
+	curve.doubleEncodeBatch(sc.pts, sc.st, out)
 	return nil
 }
 

@@ -132,7 +132,7 @@ func (s *ListServer) SetList(ctx context.Context, name string, ids []string) (Li
 	if err != nil {
 		return ListInfo{}, err
 	}
-	key := &ecdhKey{dst: listDST(name), scalar: s.key, workers: s.workers, cc: newCurveConsts()}
+	key := &ecdhKey{dst: listDST(name), scalar: s.key, workers: s.workers}
 	points := make([]byte, len(uniq)*pointLen)
 	sc := key.scratches()
 	err = ordered(ctx, s.workers, ownChunks(len(uniq), defaultChunk),
@@ -229,7 +229,7 @@ func (s *ListServer) serve(ctx context.Context, l *link, cfg Config) (*ListServe
 	if err := l.send(ctx, KindHello, 0, true, ours.marshal()); err != nil {
 		return nil, err
 	}
-	key := &ecdhKey{dst: listDST(bank.Name), scalar: s.key, workers: cfg.Workers, cc: newCurveConsts()}
+	key := &ecdhKey{dst: listDST(bank.Name), scalar: s.key, workers: cfg.Workers}
 	in := &streamIn{kind: KindPoints, total: int(bank.Size), itemLen: pointLen, chunk: cfg.ChunkSize}
 	err = key.reblindStream(ctx, recvStream(l, in), func(c *chunk) error {
 		return l.send(ctx, KindReply, c.seq, c.final, c.out)
@@ -320,8 +320,8 @@ func checkList(ctx context.Context, l *link, list string, uniq []string, cfg Con
 	// We send enc(2r·H(x)), the provider returns enc(2k·2r·H(x)) and its
 	// list holds enc(2k·H(y)); unblinding with u = 1/(4r) gives
 	// enc(2u·4kr·H(x)) = enc(2k·H(x)).
-	key := &ecdhKey{dst: listDST(list), scalar: randomScalar(), workers: cfg.Workers, cc: newCurveConsts()}
-	unblind := &ecdhKey{dst: key.dst, workers: cfg.Workers, cc: key.cc}
+	key := &ecdhKey{dst: listDST(list), scalar: randomScalar(), workers: cfg.Workers}
+	unblind := &ecdhKey{dst: key.dst, workers: cfg.Workers}
 	var four r255p.Scalar
 	four.SetUint64(4)
 	unblind.scalar.Mul(&four, &key.scalar)

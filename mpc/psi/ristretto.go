@@ -65,6 +65,9 @@ type curveConsts struct {
 	d, sqrtM1, invSqrtAMinusD fe25519.FieldElement
 }
 
+// curve holds the constants once; they are only read, by every worker.
+var curve = newCurveConsts()
+
 func newCurveConsts() *curveConsts {
 	c := new(curveConsts)
 	set := func(fe *fe25519.FieldElement, dec string) {
