@@ -158,12 +158,18 @@ func TestEvaluationGivesLabelHolderTheScoreSum(t *testing.T) {
 	if len(got) != rows {
 		t.Fatalf("got %d logits, want %d", len(got), rows)
 	}
-	var worst float64
+	// The key switch floods every share (sigma 2^26), which slot decoding
+	// turns into an error of about 2.5e-4 per logit: bound the mean error
+	// at 1e-3 and the worst of the 5000 at 5e-3 (20 sigma), so the test
+	// fails on a wrong sum, never on the noise the protocol adds by design.
+	var worst, sum float64
 	for i := range got {
-		worst = math.Max(worst, math.Abs(got[i]-want[i]))
+		d := math.Abs(got[i] - want[i])
+		worst = math.Max(worst, d)
+		sum += d
 	}
-	if worst > 1e-3 || math.IsNaN(worst) {
-		t.Errorf("test logits differ from the plaintext model by %g", worst)
+	if mean := sum / float64(len(got)); mean > 1e-3 || worst > 5e-3 || math.IsNaN(worst) {
+		t.Errorf("test logits differ from the plaintext model by %g on average, %g at worst", mean, worst)
 	}
 	// The result is single use.
 	if _, err := lp.TestLogits(res); err == nil {
