@@ -33,7 +33,7 @@ func CheckList(ctx context.Context, conn grpc.ClientConnInterface, provider, lis
 	}
 	f, err := stream.Recv()
 	if err != nil {
-		return nil, fmt.Errorf("list check: %s", status.Convert(err).Message())
+		return nil, status.Errorf(status.Code(err), "list check: %s", status.Convert(err).Message())
 	}
 	st := f.GetStart()
 	if st == nil || st.GetSession() == "" {
@@ -61,7 +61,7 @@ func CheckList(ctx context.Context, conn grpc.ClientConnInterface, provider, lis
 			}
 		}
 		if derr := dm.error(); derr != nil {
-			return nil, fmt.Errorf("list check: %s", status.Convert(derr).Message())
+			return nil, status.Errorf(status.Code(derr), "list check: %s", status.Convert(derr).Message())
 		}
 		return nil, fmt.Errorf("list check: %w", err)
 	}
@@ -70,7 +70,7 @@ func CheckList(ctx context.Context, conn grpc.ClientConnInterface, provider, lis
 	}
 	if _, ok := <-dm.done; !ok {
 		if derr := dm.error(); derr != nil {
-			return nil, fmt.Errorf("list check: %s", status.Convert(derr).Message())
+			return nil, status.Errorf(status.Code(derr), "list check: %s", status.Convert(derr).Message())
 		}
 	}
 	stream.CloseSend()

@@ -131,7 +131,7 @@ recorded in the audit log.`,
 			defer done()
 			res, err := hub.CheckList(ctx, conn, provider, list, ids)
 			if err != nil {
-				return withCode(exitError, err)
+				return rpcError("psi check", err) // a refusal exits 3, like every client command
 			}
 			if out != "" {
 				if err := writeIDs(out, idColumn, res.Matches); err != nil {

@@ -118,7 +118,7 @@ func TestPSICheckCLI(t *testing.T) {
 	}
 	// The operator may not run a bank's list check.
 	_, errs, code = runCLI(t, "psi", "check", "--platform", dep.PlatformAddr, "--tls-dir", dep.TLSDir("platform"), "--provider", "courts", "--list", "dishonest", "--ids", apps)
-	if code == 0 || !strings.Contains(errs, "may not call") {
+	if code != exitRefused || !strings.Contains(errs, "may not call") {
 		t.Fatalf("operator list check: %d %s", code, errs)
 	}
 }
